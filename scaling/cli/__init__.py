@@ -1,0 +1,32 @@
+"""The ``scaling`` command line: one thin command per module, each parses, calls, prints.
+
+Exit codes: 0 ok, 2 bad input or impossible request (one line on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="scaling",
+    help="How big an LLM and how many visual tokens per image for a VLM inference budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module registers its command(s) on ``app`` (or adds a sub-app) when imported.
+_COMMANDS = ("cost", "fit", "plan", "plot", "sweep")
+for _name in _COMMANDS:
+    try:
+        importlib.import_module(f"scaling.cli.{_name}")
+    except ModuleNotFoundError as exc:  # command not built yet
+        if exc.name != f"scaling.cli.{_name}":
+            raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

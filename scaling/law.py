@@ -1,0 +1,169 @@
+"""Scaling-law forms as plain functions in a registry.
+
+Every law predicts an error-like quantity ``Y`` (lower is better) from the LLM size ``N`` in
+**billions** of parameters and the number of visual tokens per image ``T``:
+
+- ``product``   (Li et al. 2025, eq. 1):  ``Y = a * N^-alpha * T^-beta + D``
+- ``additive``  (Chinchilla-style):       ``Y = A * N^-alpha + B * T^-beta + D``
+- ``loglinear``:                           ``Y = c - alpha * ln N - beta * ln T``
+
+Each form also says which parameters enter *linearly* once the exponents are fixed: its
+``basis(N, T, **exponents)`` returns the design matrix ``X`` with ``Y = X @ linear``, which is
+what a variable-projection fitter solves exactly. ``bounds`` give the admissible ranges; the
+string ``"min_y"`` stands for the smallest observed ``Y`` (so ``D`` lies in ``[0, min Y)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.errors import ScalingError
+
+Bound = tuple[float, float | str]
+
+
+@dataclass(frozen=True)
+class LawForm:
+    """A law: its formula, parameter names (artifact order) and the function itself."""
+
+    name: str
+    formula: str
+    params: tuple[str, ...]
+    exponents: tuple[str, ...]
+    fn: Callable[..., np.ndarray]
+    basis: Callable[..., np.ndarray]
+    bounds: Mapping[str, Bound]
+
+    @property
+    def linear(self) -> tuple[str, ...]:
+        """Parameters solved exactly for fixed exponents, in ``basis`` column order."""
+        return tuple(p for p in self.params if p not in self.exponents)
+
+    def __call__(self, llm_params_b, visual_tokens, **params: float) -> np.ndarray:
+        return self.fn(np.asarray(llm_params_b, float), np.asarray(visual_tokens, float),
+                       **params)
+
+
+def product(N, T, *, a, alpha, beta, D):
+    """``Y = a * N^-alpha * T^-beta + D`` (Li et al., ICLR 2025, eq. 1)."""
+    return a * N ** -alpha * T ** -beta + D
+
+
+def _product_basis(N, T, *, alpha, beta):
+    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
+    return np.stack([N ** -alpha * T ** -beta, np.ones_like(N)], axis=-1)
+
+
+def additive(N, T, *, A, alpha, B, beta, D):
+    """``Y = A * N^-alpha + B * T^-beta + D`` (Hoffmann et al. 2022 form, T for data)."""
+    return A * N ** -alpha + B * T ** -beta + D
+
+
+def _additive_basis(N, T, *, alpha, beta):
+    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
+    return np.stack([N ** -alpha, T ** -beta, np.ones_like(N)], axis=-1)
+
+
+def loglinear(N, T, *, c, alpha, beta):
+    """``Y = c - alpha * ln N - beta * ln T`` (a straight line in log N and log T)."""
+    return c - alpha * np.log(N) - beta * np.log(T)
+
+
+def _loglinear_basis(N, T):
+    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
+    return np.stack([np.ones_like(N), -np.log(N), -np.log(T)], axis=-1)
+
+
+INF = float("inf")
+
+LAWS: dict[str, LawForm] = {
+    "product": LawForm(
+        name="product",
+        formula="Y = a * N^-alpha * T^-beta + D",
+        params=("a", "alpha", "beta", "D"),
+        exponents=("alpha", "beta"),
+        fn=product,
+        basis=_product_basis,
+        bounds={"a": (0.0, INF), "alpha": (0.0, INF), "beta": (0.0, INF), "D": (0.0, "min_y")},
+    ),
+    "additive": LawForm(
+        name="additive",
+        formula="Y = A * N^-alpha + B * T^-beta + D",
+        params=("A", "alpha", "B", "beta", "D"),
+        exponents=("alpha", "beta"),
+        fn=additive,
+        basis=_additive_basis,
+        bounds={"A": (0.0, INF), "alpha": (0.0, INF), "B": (0.0, INF), "beta": (0.0, INF),
+                "D": (0.0, "min_y")},
+    ),
+    "loglinear": LawForm(
+        name="loglinear",
+        formula="Y = c - alpha * ln N - beta * ln T",
+        params=("c", "alpha", "beta"),
+        exponents=(),
+        fn=loglinear,
+        basis=_loglinear_basis,
+        bounds={"c": (-INF, INF), "alpha": (0.0, INF), "beta": (0.0, INF)},
+    ),
+}
+
+
+def get_law(name: str) -> LawForm:
+    """The registered law called ``name``; unknown names list the choices."""
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise ScalingError(
+            f"unknown law {name!r}; choose one of {', '.join(LAWS)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class FittedLaw:
+    """A law form with parameter values: what the planner and the plots consume.
+
+    ``draws`` holds bootstrap parameter draws, shape ``(K, len(form.params))`` in
+    ``form.params`` order, or ``None``. :class:`scaling.fit.FitResult` offers the same
+    attributes, so either can be planned with.
+    """
+
+    law: str
+    params: Mapping[str, float]
+    draws: np.ndarray | None = None
+    label: str = ""
+    source: str = ""
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def predict(self, llm_params_b, visual_tokens) -> np.ndarray:
+        """Predicted error at ``N`` billion parameters and ``T`` visual tokens."""
+        return get_law(self.law)(llm_params_b, visual_tokens, **self.params)
+
+    def predict_draws(self, llm_params_b, visual_tokens) -> np.ndarray:
+        """Predictions under every bootstrap draw: shape ``(K, *broadcast(N, T).shape)``."""
+        if self.draws is None:
+            raise ScalingError(f"law {self.label or self.law!r} has no bootstrap draws; "
+                               "refit with --bootstrap K")
+        form = get_law(self.law)
+        N = np.asarray(llm_params_b, float)[None]
+        T = np.asarray(visual_tokens, float)[None]
+        cols = {p: self.draws[:, i].reshape((-1,) + (1,) * max(N.ndim - 1, T.ndim - 1))
+                for i, p in enumerate(form.params)}
+        return form.fn(N, T, **cols)
+
+
+PAPER_CITATION = (
+    "Li, Goyal, Semedo, Kolter, 'Inference Optimal VLMs Need Fewer Visual Tokens and More "
+    "Parameters', ICLR 2025 (arXiv 2411.03312)"
+)
+
+#: The paper's published visual-reasoning fit (its coarse grid search, SSE 4.06e-4 on the
+#: 28 grid points of Qwen1.5 0.5B-7B x 1-576 tokens). The planner's default law.
+PAPER_LAW = FittedLaw(
+    law="product",
+    params={"a": 0.5571, "alpha": 0.0768, "beta": 0.0157, "D": 0.0333},
+    label="Li et al. 2025 visual-reasoning law (published fit)",
+    source=PAPER_CITATION,
+)

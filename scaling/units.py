@@ -1,0 +1,61 @@
+"""Parsing of human-written quantities: parameter counts ("0.5B") and FLOPs ("2TFLOP").
+
+Both accept a plain number (``5e8``, ``"1.5e12"``) or a number followed by an SI suffix
+(K, M, G or B, T, P, E). ``B`` (billion) and ``G`` (giga) are the same factor 1e9.
+FLOP strings may end in ``FLOP``/``FLOPs``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from scaling.errors import ScalingError
+
+SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+_QUANTITY = re.compile(
+    r"^\s*(?P<num>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)\s*(?P<suffix>[KMGBTPE]?)\s*"
+    r"(?P<unit>FLOPS?|FLOP/S)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_quantity(value: str | float | int, *, what: str = "value", unit: str = "") -> float:
+    """Return ``value`` as a positive finite float, reading SI suffixes (``2T`` -> 2e12).
+
+    ``unit`` is an optional trailing unit word that is accepted and ignored (``"FLOP"``).
+    Raises :class:`ScalingError` naming ``what`` and the accepted forms.
+    """
+    if isinstance(value, bool):
+        raise ScalingError(f"{what} must be a number such as 5e8 or 0.5B, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        match = _QUANTITY.match(str(value))
+        if match is None or (match["unit"] and unit.upper() != "FLOP"):
+            forms = "1e13, 2T, 500G, 2TFLOP" if unit.upper() == "FLOP" else "5e8, 500M, 0.5B"
+            raise ScalingError(f"{what} must look like {forms}; got {value!r}")
+        number = float(match["num"]) * SUFFIX[match["suffix"].upper()]
+    if not math.isfinite(number) or number <= 0:
+        raise ScalingError(f"{what} must be a positive finite number, got {value!r}")
+    return number
+
+
+def parse_params(value: str | float | int, *, what: str = "llm_params") -> float:
+    """Parameter count from ``5e8``, ``"500M"`` or ``"0.5B"``."""
+    return parse_quantity(value, what=what)
+
+
+def parse_flops(value: str | float | int, *, what: str = "--flops") -> float:
+    """FLOPs from ``1e13``, ``"2T"``, ``"500G"`` or ``"2TFLOP"``."""
+    return parse_quantity(value, what=what, unit="FLOP")
+
+
+def format_quantity(value: float, *, unit: str = "") -> str:
+    """Short human form: 1.23e13 -> '12.3 T' (+unit)."""
+    for suffix, factor in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
+                           ("K", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {suffix}{unit}"
+    return f"{value:.3g} {unit}".rstrip()
