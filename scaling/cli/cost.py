@@ -1,0 +1,173 @@
+"""``scaling cost``: price one VLM request (FLOPs, memory, roofline latency)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scaling.cli import app
+from scaling.cli._common import console, guarded, print_json
+
+
+def _resolve(llm: str | None, hf_config: Path | None, encoder: str | None,
+             projector: str | None, visual_tokens: int | None, image_size: int | None):
+    """Turn the options into (LLMSpec, EncoderSpec | None, projector, V)."""
+    from scaling.arch import EncoderSpec, VLMSpec, from_hf_config, get_encoder, get_llm
+    from scaling.errors import ScalingError
+    from scaling.tokens import patch_tokens
+
+    if (llm is None) == (hf_config is None):
+        raise ScalingError("give exactly one of --llm NAME or --hf-config PATH")
+    enc = get_encoder(encoder) if encoder is not None else None
+    if hf_config is not None:
+        spec = from_hf_config(hf_config)
+        if isinstance(spec, EncoderSpec):
+            raise ScalingError(f"{hf_config} is a vision-encoder config; pass it as the "
+                               "LLM's config (a causal LM or LLaVA-style VLM config.json)")
+        if isinstance(spec, VLMSpec):
+            enc = enc or spec.encoder
+            spec = spec.llm
+    else:
+        spec = get_llm(llm)
+    if visual_tokens is not None and image_size is not None:
+        raise ScalingError("give --visual-tokens or --image-size, not both")
+    if image_size is not None:
+        if enc is None:
+            raise ScalingError("--image-size needs --encoder (the patch size comes from it)")
+        if image_size < 1:
+            raise ScalingError(f"--image-size must be >= 1 px, got {image_size}")
+        visual_tokens = patch_tokens(image_size, enc.patch_size)
+        enc = dataclasses.replace(enc, image_size=image_size)
+    if visual_tokens is None:
+        if enc is None:
+            raise ScalingError("give --visual-tokens V (or --encoder NAME to use its patches)")
+        visual_tokens = enc.patches
+    if visual_tokens < 1:
+        raise ScalingError(f"--visual-tokens must be >= 1, got {visual_tokens}")
+    return spec, enc, projector, visual_tokens
+
+
+def _payload(c: Any, *, encoder: Any, visual: int, text: int, gen: int, batch: int) -> dict:
+    out: dict[str, Any] = {
+        "llm": c.llm,
+        "encoder": encoder.name if encoder is not None else None,
+        "projector": c.projector,
+        "cost_model": "exact",
+        "visual_tokens": visual,
+        "text_tokens": text,
+        "gen_tokens": gen,
+        "batch": batch,
+        "dtype": c.dtype,
+        "gpu": c.gpu,
+        "params": {"llm": c.llm_params, "llm_non_embedding": c.llm_params_non_embedding,
+                   "vision": c.vision_params},
+        "flops": {"total": c.flops_total, "prefill": c.flops_prefill, "decode": c.flops_decode,
+                  "vision": c.flops_vision, "encoder": c.flops_encoder,
+                  "projector": c.flops_projector, "llm_attention": c.flops_attention},
+        "flops_full_attention": {"total": c.flops_full_attention_total},
+        "flops_paper": {"total": c.flops_paper, "formula": "2*N*(Q+V)",
+                        "llm_params": c.llm_params},
+        "prompt_tokens": c.prompt_tokens,
+        "cached_tokens": c.cached_tokens,
+        "kv_cache_bytes": c.kv_cache_bytes,
+        "weight_bytes": c.weight_bytes,
+        "memory_bytes": c.memory_bytes,
+    }
+    if c.gpu is not None:
+        out["latency_s"] = {"prefill": c.latency_s_prefill, "decode": c.latency_s_decode,
+                            "total": c.latency_s_total}
+        out["fits_memory"] = c.fits_memory
+    return out
+
+
+def _table(p: dict, gpu_memory_gb: float | None) -> None:
+    from rich.table import Table
+
+    from scaling.units import format_quantity as fq
+
+    t = Table(title=f"Inference cost: {p['llm']}"
+              + (f" + {p['encoder']}" if p["encoder"] else ""), title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("note", style="dim")
+    params = p["params"]
+    t.add_row("LLM parameters", fq(params["llm"]),
+              f"{fq(params['llm_non_embedding'])} non-embedding")
+    if p["encoder"]:
+        t.add_row("vision parameters", fq(params["vision"]), f"projector: {p['projector']}")
+    t.add_row("tokens", f"V={p['visual_tokens']} Q={p['text_tokens']} G={p['gen_tokens']}",
+              f"batch {p['batch']}, prompt S={p['prompt_tokens']:g}")
+    f = p["flops"]
+    t.add_row("FLOPs total (exact)", fq(f["total"], unit="FLOP"),
+              "vision + prefill + decode; causal attention")
+    t.add_row("  vision", fq(f["vision"], unit="FLOP"),
+              f"encoder {fq(f['encoder'])} + projector {fq(f['projector'])}")
+    t.add_row("  prefill", fq(f["prefill"], unit="FLOP"), "lm_head at the last position")
+    t.add_row("  decode", fq(f["decode"], unit="FLOP"), "G-1 steps over a growing cache")
+    t.add_row("FLOPs full attention", fq(p["flops_full_attention"]["total"], unit="FLOP"),
+              "FlopCounterMode convention (S^2 attention, all logits)")
+    t.add_row("FLOPs paper", fq(p["flops_paper"]["total"], unit="FLOP"), "paper: 2*N*(Q+V)")
+    t.add_row("KV cache", fq(p["kv_cache_bytes"], unit="B"),
+              f"{p['cached_tokens']:g} tokens, {p['dtype']}")
+    t.add_row("weights", fq(p["weight_bytes"], unit="B"), p["dtype"])
+    fits = ""
+    if "fits_memory" in p:
+        fits = f"{'fits' if p['fits_memory'] else 'does NOT fit'} in {gpu_memory_gb:g} GB"
+    t.add_row("memory (weights + KV)", fq(p["memory_bytes"], unit="B"), fits)
+    if "latency_s" in p:
+        lat = p["latency_s"]
+        t.add_row("latency prefill", f"{lat['prefill'] * 1e3:.2f} ms",
+                  f"roofline on {p['gpu']}, time to first token")
+        t.add_row("latency decode", f"{lat['decode'] * 1e3:.2f} ms", "roofline")
+        t.add_row("latency total", f"{lat['total'] * 1e3:.2f} ms", "ideal lower bound")
+    console.print(t)
+
+
+@app.command("cost")
+@guarded
+def cost(
+    llm: Annotated[str | None, typer.Option("--llm", help="Catalog LLM, e.g. qwen1.5-7b.")] = None,
+    hf_config: Annotated[Path | None, typer.Option(
+        "--hf-config", help="A config.json (LLM or LLaVA-style VLM).")] = None,
+    encoder: Annotated[str | None, typer.Option(
+        "--encoder", help="Vision encoder, e.g. clip-vit-l-14-336.")] = None,
+    projector: Annotated[str | None, typer.Option(
+        "--projector",
+        help="linear|mlp2x_gelu|avgpool|conv_attn|queries (default: mlp2x_gelu when V >= "
+             "the encoder's patches, else the paper's conv_attn compressor).")] = None,
+    visual_tokens: Annotated[int | None, typer.Option(
+        "--visual-tokens", help="Visual tokens per image reaching the LLM.")] = None,
+    image_size: Annotated[int | None, typer.Option(
+        "--image-size", help="Square image side in px (needs --encoder).")] = None,
+    text_tokens: Annotated[int, typer.Option("--text-tokens", help="Text prompt tokens.")] = 0,
+    gen_tokens: Annotated[int, typer.Option("--gen-tokens", help="Tokens to generate.")] = 0,
+    batch: Annotated[int, typer.Option("--batch", help="Requests served together.")] = 1,
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32|bf16|fp16|fp8|int8.")] = "bf16",
+    gpu: Annotated[str | None, typer.Option(
+        "--gpu", help="h100|h200|a100-80gb|l40s|rtx4090|b200.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+) -> None:
+    """Exact inference FLOPs, memory and roofline latency of one VLM request."""
+    from scaling.cost import inference_cost
+    from scaling.errors import ScalingError
+    from scaling.hardware import get_gpu
+
+    for name, value, low in (("--text-tokens", text_tokens, 0), ("--gen-tokens", gen_tokens, 0),
+                             ("--batch", batch, 1)):
+        if value < low:
+            raise ScalingError(f"{name} must be >= {low}, got {value}")
+    spec, enc, proj, visual = _resolve(llm, hf_config, encoder, projector, visual_tokens,
+                                       image_size)
+    gspec = get_gpu(gpu) if gpu is not None else None
+    result = inference_cost(spec, encoder=enc, projector=proj, visual_tokens=visual,
+                            text_tokens=text_tokens, gen_tokens=gen_tokens, batch=batch,
+                            dtype=dtype, gpu=gspec)
+    payload = _payload(result, encoder=enc, visual=visual, text=text_tokens, gen=gen_tokens,
+                       batch=batch)
+    if json_out:
+        print_json(payload)
+    else:
+        _table(payload, gspec.memory_gb if gspec is not None else None)

@@ -1,0 +1,414 @@
+"""Inference cost of a VLM: FLOPs, parameters, KV-cache and weight bytes, roofline latency.
+
+Pure, vectorised numpy: every token count, ``batch`` and ``crops`` may be an array, and the
+LLM may be one :class:`~scaling.arch.LLMSpec` or an :class:`~scaling.arch.LLMStack` of many
+(array-valued dims), all broadcast together; 0-d results come back as floats.
+
+Conventions (1 multiply-add = 2 FLOPs; quantities per batch of ``batch`` requests):
+
+- Counted: matrix products (linear layers, patch convolution, attention scores ``QK^T`` and
+  ``AV``). Not counted: norms, activations, softmax, rotary, bias and residual adds,
+  pooling (O(tokens x width) each; under 0.5% here). This is exactly what
+  ``torch.utils.flop_counter.FlopCounterMode`` counts.
+- Prompt of ``S = V + Q`` tokens (V visual, Q text). Prefill attention is causal: query
+  ``i`` attends to ``i`` keys, ``S(S+1)/2`` pairs per head.
+- Generating ``G`` tokens = the prefill (its last-position logits give token 1) plus ``G-1``
+  single-token decode steps; step ``j`` attends over ``S + j`` cached keys, so decode
+  attention covers ``sum_j (S + j) = (G-1) S + G(G-1)/2`` pairs (closed form). This is what
+  ``generate(max_new_tokens=G)`` executes.
+- lm_head is applied only where logits are needed: the last prompt position (always; with
+  ``G = 0`` that is the prefill's next-token distribution) and each decode step.
+- The vision encoder runs ``encoder.layers_used`` layers (up to ``feature_layer``; LLaVA
+  reads layer -2) once per crop; the projector maps the crops' patch tokens (CLS dropped)
+  to V visual tokens.
+- ``flops_full_attention_total`` is the convention of a plain Hugging Face forward under
+  FlopCounterMode: full ``S^2`` attention in the prefill, lm_head at all ``S`` prompt
+  positions, all encoder layers; decode steps as above.
+- The paper's model (Li et al. 2025): ``flops_paper = 2 N (Q + V)``, N = LLM parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scaling.arch import (
+    EncoderSpec,
+    LLMSpec,
+    LLMStack,
+    ProjectorSpec,
+    get_encoder,
+    get_projector,
+    stack_llms,
+)
+from scaling.errors import ScalingError
+from scaling.hardware import DTYPE_BYTES, GPUSpec, get_gpu, normalise_dtype
+
+Array = np.ndarray
+Number = float | Array
+
+
+def _out(x: Any, shape: tuple[int, ...] | None = None) -> Number:
+    x = np.asarray(x, dtype=float)
+    if shape is not None and x.shape != shape:
+        x = np.broadcast_to(x, shape)
+    return float(x) if x.ndim == 0 else x
+
+
+def _nonneg(value: Any, name: str, *, minimum: float = 0.0) -> Array:
+    """``value`` as a float array; every entry finite and >= ``minimum`` or ScalingError."""
+    arr = np.asarray(value, dtype=float)
+    bad = ~np.isfinite(arr) | (arr < minimum)
+    if np.any(bad):
+        first = arr.flat[int(np.flatnonzero(bad)[0])]
+        where = "" if arr.ndim == 0 else f" (entry {int(np.flatnonzero(bad)[0])})"
+        raise ScalingError(f"{name} must be a finite number >= {minimum:g}, got {first:g}{where}")
+    return arr
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _llm_layer_matmul_params(s: LLMStack) -> Array:
+    """Weights of one decoder layer's matrices: Wq, Wk, Wv, Wo and 2 or 3 MLP matrices."""
+    mlp_mats = 2.0 + s.gated_mlp
+    return (2.0 * s.hidden * s.q_dim + 2.0 * s.hidden * s.kv_dim
+            + mlp_mats * s.hidden * s.intermediate)
+
+
+def llm_params(llm: LLMSpec | LLMStack | str, *, embeddings: bool = True) -> Number:
+    """LLM parameter count (equals ``sum(p.numel() for p in model.parameters())``).
+
+    ``N = V d (1 or 2: tied or not) + L (W_attn + W_mlp + biases + 2 norms) + final norm``;
+    ``embeddings=False`` drops the input embedding and lm_head (Kaplan-style non-embedding).
+    """
+    s = stack_llms(llm)
+    norm = s.hidden * (1.0 + s.layernorm)  # RMSNorm: weight; LayerNorm: weight + bias
+    biases = (s.qkv_bias * (s.q_dim + 2.0 * s.kv_dim) + s.attn_out_bias * s.hidden
+              + s.mlp_bias * ((1.0 + s.gated_mlp) * s.intermediate + s.hidden))
+    body = s.layers * (_llm_layer_matmul_params(s) + biases + 2.0 * norm) + norm
+    emb = s.vocab * s.hidden * (2.0 - s.tied_embeddings)
+    return _out(body + emb if embeddings else body)
+
+
+def encoder_params(encoder: EncoderSpec | str, *, include_head: bool | None = None) -> float:
+    """Vision-tower parameters (equals ``numel()`` of ``CLIPVisionModel``/``SiglipVisionModel``).
+
+    Patch conv ``3 p^2 c (+c bias)``, CLS ``c``, positions ``tokens * c``, pre-norm ``2c``,
+    per layer ``4(c^2 + c) + 2 c m + m + c + 4c``, post-norm ``2c``; SigLIP's pooling head
+    (probe, attention, norm, MLP) when ``include_head`` (default: if the encoder has one).
+    """
+    e = get_encoder(encoder)
+    c, m = float(e.hidden), float(e.intermediate)
+    n = e.channels * e.patch_size**2 * c + e.patch_bias * c + e.cls_token * c + e.tokens * c
+    n += 2 * c * e.pre_norm
+    n += e.layers * (4 * (c * c + c) + 2 * c * m + m + c + 4 * c)
+    n += 2 * c  # post_layernorm
+    head = e.pooling_head if include_head is None else include_head and e.pooling_head
+    if head:
+        n += c + 3 * (c * c + c) + (c * c + c) + 2 * c + 2 * c * m + m + c
+    return n
+
+
+def paper_flops(llm_params: Any, visual_tokens: Any, text_tokens: Any = 0) -> Number:
+    """The paper's inference cost, ``FLOPs = 2 N (Q + V)`` (Li et al., ICLR 2025, sec. 3).
+
+    ``N`` in parameters (not billions); the vision encoder is ignored.
+    """
+    n = _nonneg(llm_params, "llm_params")
+    v = _nonneg(visual_tokens, "visual_tokens")
+    q = _nonneg(text_tokens, "text_tokens")
+    return _out(2.0 * n * (q + v))
+
+
+# --------------------------------------------------------------------------- vision
+
+
+def encoder_flops(encoder: EncoderSpec | str, *, layers: int | None = None,
+                  include_head: bool = False) -> float:
+    """FLOPs of one image (crop) through the vision encoder.
+
+    With ``T`` tokens (patches + CLS), width ``c``, MLP ``m``, patch ``p``:
+    ``2 P (3 p^2) c`` (patch conv) ``+ layers [2 T (4 c^2 + 2 c m) + 4 T^2 c]`` (q, k, v, o,
+    fc1, fc2; full bidirectional attention) ``+`` SigLIP pooling head
+    ``4 c^2 + 4 T c^2 + 4 T c + 4 c m`` (one probe query) when ``include_head``.
+    ``layers`` defaults to ``encoder.layers_used`` (up to the VLM's feature layer).
+    """
+    e = get_encoder(encoder)
+    c, m, t = float(e.hidden), float(e.intermediate), float(e.tokens)
+    n_layers = e.layers_used if layers is None else layers
+    flops = 2.0 * e.patches * e.channels * e.patch_size**2 * c
+    flops += n_layers * (2.0 * t * (4 * c * c + 2 * c * m) + 4.0 * t * t * c)
+    if include_head and e.pooling_head:
+        flops += 4 * c * c + 4 * t * c * c + 4 * t * c + 4 * c * m
+    return flops
+
+
+def projector_flops(projector: ProjectorSpec | str | None, *, encoder: EncoderSpec | str,
+                    llm_hidden: Any, visual_tokens: Any, crops: Any = 1) -> Number:
+    """FLOPs of the projector/compressor turning ``n = crops * patches`` encoder tokens
+    (width ``c``) into ``V`` visual tokens of LLM width ``d``.
+
+    - ``linear``: ``2 n' c d``; ``mlp2x_gelu``: ``2 n' (c d + d^2)`` with ``n' = min(V, n)``
+      (tokens beyond ``n``, e.g. anyres newline tokens, cost nothing here);
+    - ``avgpool``: pooling (no matmul) then ``2 V (c d + d^2)``;
+    - ``conv_attn`` (window ``w = n / V``): depthwise conv ``2 V c w``, local attention
+      ``2 V c^2 + 4 n c^2 + 4 V w c + 2 V c^2``, then ``2 V (c d + d^2)``;
+    - ``queries`` (``k`` layers, FFN ``f c``): ``k [4 V c^2 + 4 n c^2 + 4 V n c + 4 f V c^2]
+      + 2 V c d``.
+
+    ``projector=None`` picks ``mlp2x_gelu`` where ``V >= n`` and the paper's ``conv_attn``
+    compressor where ``V < n``.
+    """
+    return _projector(projector, encoder, llm_hidden, visual_tokens, crops)[0]
+
+
+def _projector(projector: ProjectorSpec | str | None, encoder: EncoderSpec | str,
+               llm_hidden: Any, visual_tokens: Any, crops: Any) -> tuple[Number, Number, str]:
+    """(FLOPs, parameters, kind label) of the projector, vectorised."""
+    e = get_encoder(encoder)
+    c = float(e.hidden)
+    d = np.asarray(llm_hidden, dtype=float)
+    v = _nonneg(visual_tokens, "visual_tokens")
+    n = _nonneg(crops, "crops", minimum=1.0) * e.patches
+    spec = get_projector(projector) if projector is not None else None
+    if spec is not None and spec.compresses and np.any(v > n):
+        bad = float(np.max(v))
+        raise ScalingError(f"projector {spec.kind!r} compresses: visual_tokens {bad:g} exceeds "
+                           f"the {float(np.max(n)):g} patch tokens of {e.name}; use fewer tokens "
+                           "or a non-compressing projector (mlp2x_gelu)")
+    layers = float(spec.layers) if spec is not None else 1.0
+    f = float(spec.ffn_mult) if spec is not None else 4.0
+    mlp_p = c * d + d + d * d + d
+
+    def of(kind: str) -> tuple[Array, Array]:
+        if kind in ("linear", "mlp2x_gelu"):
+            kept = np.minimum(v, n)
+            if kind == "linear":
+                return 2.0 * kept * c * d, c * d + d
+            return 2.0 * kept * (c * d + d * d), mlp_p
+        if kind == "avgpool":
+            return 2.0 * v * (c * d + d * d), mlp_p
+        if kind == "conv_attn":
+            w = n / np.maximum(v, 1e-12)  # patches per output token
+            flops = (2.0 * v * c * w + 4.0 * v * c * c + 4.0 * n * c * c + 4.0 * v * w * c
+                     + 2.0 * v * (c * d + d * d))
+            return flops, c * w + c + 4.0 * (c * c + c) + mlp_p
+        assert kind == "queries"
+        flops = (layers * (4.0 * v * c * c + 4.0 * n * c * c + 4.0 * v * n * c
+                           + 4.0 * f * v * c * c) + 2.0 * v * c * d)
+        block = 4.0 * (c * c + c) + 2.0 * f * c * c + f * c + c + 4.0 * c
+        return flops, v * c + layers * block + c * d + d
+
+    if spec is not None:
+        kind = spec.kind
+    else:
+        full = v >= n
+        kind = "mlp2x_gelu" if np.all(full) else "conv_attn" if not np.any(full) else ""
+    if kind:
+        flops, params = of(kind)
+        return _out(flops + 0.0 * v), _out(params + 0.0 * v), kind
+    (f_mlp, p_mlp), (f_conv, p_conv) = of("mlp2x_gelu"), of("conv_attn")
+    return (_out(np.where(full, f_mlp, f_conv)), _out(np.where(full, p_mlp, p_conv)),
+            "auto: mlp2x_gelu where V >= patches, else conv_attn")
+
+
+# --------------------------------------------------------------------------- the full cost
+
+
+@dataclass(frozen=True)
+class InferenceCost:
+    """Cost of serving ``batch`` requests (one image each). Arrays broadcast like the inputs;
+    0-d values are floats. FLOPs count 1 multiply-add as 2; bytes at ``dtype``."""
+
+    llm: str
+    dtype: str
+    gpu: str | None
+    projector: str
+    llm_params: Number
+    llm_params_non_embedding: Number
+    vision_params: Number
+    prompt_tokens: Number  # S = V + Q
+    cached_tokens: Number  # KV-cache length at the end: S + max(G - 1, 0)
+    flops_total: Number  # vision + prefill + decode
+    flops_prefill: Number  # LLM over the prompt (causal), lm_head at the last position
+    flops_decode: Number  # G - 1 single-token steps
+    flops_vision: Number  # encoder + projector
+    flops_encoder: Number
+    flops_projector: Number
+    flops_attention: Number  # LLM attention products (QK^T, AV), prefill + decode
+    flops_full_attention_total: Number  # FlopCounterMode / plain-forward convention
+    flops_paper: Number  # 2 N (Q + V) per request, times batch
+    kv_cache_bytes: Number
+    weight_bytes: Number  # LLM + encoder + projector weights
+    memory_bytes: Number  # weights + KV cache (activations and workspace not included)
+    latency_s_prefill: Number  # vision + LLM prefill (time to first token), roofline
+    latency_s_decode: Number
+    latency_s_total: Number
+    fits_memory: Number | None  # 1.0/0.0 (bool for scalars) with a GPU, else None
+
+
+def _roofline(flops: Any, bytes_: Any, peak: float, bw: float) -> Array:
+    """Ideal time of one op: ``max(FLOPs / peak FLOP/s, bytes / HBM bandwidth)``."""
+    return np.maximum(np.asarray(flops) / peak, np.asarray(bytes_) / bw)
+
+
+def inference_cost(
+    llm: LLMSpec | LLMStack | str,
+    *,
+    encoder: EncoderSpec | str | None = None,
+    projector: ProjectorSpec | str | None = None,
+    visual_tokens: Any,
+    text_tokens: Any = 0,
+    gen_tokens: Any = 0,
+    batch: Any = 1,
+    crops: Any = 1,
+    dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    gpu: GPUSpec | str | None = None,
+) -> InferenceCost:
+    """Exact inference cost of ``batch`` requests of ``V`` visual + ``Q`` text prompt tokens
+    generating ``G`` tokens (see the module docstring for every convention).
+
+    LLM (``L`` layers, ``h`` hidden, ``q = heads*head_dim``, ``k = kv_heads*head_dim``,
+    ``I`` intermediate, ``M`` = 2 or 3 MLP matrices, vocab ``W``), ``S = V + Q``,
+    ``D = max(G - 1, 0)`` decode steps:
+
+    - per token ``F_tok = 2 L (2 h q + 2 h k + M h I)``; per attended pair ``F_pair = 4 L q``;
+      lm_head ``F_head = 2 h W`` per position;
+    - ``prefill = S F_tok + S(S+1)/2 F_pair + F_head``;
+    - ``decode = D (F_tok + F_head) + (D S + D(D+1)/2) F_pair``;
+    - ``full-attention prefill = S F_tok + S^2 F_pair + S F_head``;
+    - ``kv_cache_bytes = 2 L k bytes (S + D) batch``; ``weight_bytes = params * bytes``.
+
+    Latency is the per-op roofline on ``gpu`` (each matmul/attention op takes
+    ``max(FLOPs/peak, bytes/bandwidth)``; weights are read once per op and step, decode
+    attention reads the KV cache) — an ideal lower bound, NaN without a GPU.
+    """
+    s = stack_llms(llm)
+    dtype = normalise_dtype(dtype)
+    kv_dtype = normalise_dtype(kv_dtype) if kv_dtype is not None else dtype
+    wb, kvb = DTYPE_BYTES[dtype], DTYPE_BYTES[kv_dtype]
+    ab = wb  # activations stored at the compute dtype
+    v = _nonneg(visual_tokens, "visual_tokens")
+    q = _nonneg(text_tokens, "text_tokens")
+    g = _nonneg(gen_tokens, "gen_tokens")
+    b = _nonneg(batch, "batch", minimum=1.0)
+    n_crops = _nonneg(crops, "crops", minimum=1.0)
+    S = v + q
+    if np.any(S <= 0):
+        raise ScalingError("the prompt is empty: visual_tokens + text_tokens must be > 0")
+
+    # ---- LLM FLOPs
+    L, h, qd, kd, W = s.layers, s.hidden, s.q_dim, s.kv_dim, s.vocab
+    f_tok = 2.0 * L * _llm_layer_matmul_params(s)
+    f_pair = 4.0 * L * qd
+    f_head = 2.0 * h * W
+    D = np.maximum(g - 1.0, 0.0)
+    ctx_sum = D * S + D * (D + 1.0) / 2.0
+    prefill = S * f_tok + S * (S + 1.0) / 2.0 * f_pair + f_head
+    decode = D * (f_tok + f_head) + ctx_sum * f_pair
+    prefill_full = S * f_tok + S * S * f_pair + S * f_head
+    attention = (S * (S + 1.0) / 2.0 + ctx_sum) * f_pair
+
+    # ---- vision FLOPs
+    n_params = llm_params(s)
+    if encoder is not None:
+        e = get_encoder(encoder)
+        enc_f = n_crops * encoder_flops(e)
+        enc_full = n_crops * encoder_flops(e, layers=e.layers)
+        proj_f, proj_p, proj_name = _projector(projector, e, h, v, n_crops)
+        vision_p = encoder_params(e, include_head=False) + proj_p
+    else:
+        if projector is not None:
+            raise ScalingError("a projector needs an encoder: pass encoder=... as well")
+        enc_f = enc_full = proj_f = vision_p = 0.0
+        proj_name = "none"
+    vision = enc_f + proj_f
+
+    # ---- memory
+    cached = S + D
+    kv_bytes = 2.0 * L * kd * kvb * cached * b
+    weight_bytes = (n_params + vision_p) * wb
+    memory = weight_bytes + kv_bytes
+
+    # ---- roofline latency
+    if gpu is not None:
+        gspec = get_gpu(gpu)
+        peak, bw = gspec.peak_flops(dtype), gspec.hbm_bytes_per_s
+
+        def lin(n: Any, k: Any, m: Any) -> Array:
+            return _roofline(2.0 * n * k * m, k * m * wb + n * (k + m) * ab, peak, bw)
+
+        def layer_linears(n: Any) -> Array:
+            mlp = s.gated_mlp * lin(n, h, s.intermediate) + lin(n, h, s.intermediate) \
+                + lin(n, s.intermediate, h)
+            return lin(n, h, qd) + 2.0 * lin(n, h, kd) + lin(n, qd, h) + mlp
+
+        n_pre = b * S
+        t_attn_pre = _roofline(b * S * (S + 1.0) / 2.0 * 4.0 * qd,
+                               n_pre * (2.0 * qd + 2.0 * kd) * ab, peak, bw)
+        t_prefill = L * (layer_linears(n_pre) + t_attn_pre) + lin(b, h, W)
+        t_step = L * layer_linears(b) + lin(b, h, W)
+        t_attn_dec = L * ctx_sum * np.maximum(4.0 * b * qd / peak, 2.0 * b * kd * kvb / bw)
+        t_decode = D * t_step + t_attn_dec
+        if encoder is not None:
+            c, m = float(e.hidden), float(e.intermediate)
+            imgs = b * n_crops
+            nt = imgs * e.tokens
+            t_layer = 4.0 * lin(nt, c, c) + lin(nt, c, m) + lin(nt, m, c) + _roofline(
+                4.0 * imgs * e.tokens**2 * c, nt * 4.0 * c * ab, peak, bw)
+            t_vision = e.layers_used * t_layer + lin(imgs * e.patches,
+                                                    e.channels * e.patch_size**2, c)
+            t_vision = t_vision + _roofline(b * proj_f, proj_p * wb + b * (
+                n_crops * e.patches * c + v * h) * ab, peak, bw)
+        else:
+            t_vision = 0.0
+        lat_pre = t_vision + t_prefill
+        lat_dec = t_decode
+        fits = memory <= gspec.memory_bytes
+        gpu_name: str | None = gspec.name
+    else:
+        lat_pre = lat_dec = np.full(np.broadcast(S, D, b, L).shape, np.nan)
+        fits = None
+        gpu_name = None
+
+    total = b * (vision + prefill + decode)
+    shape = np.broadcast(S, D, b, L, n_crops).shape
+    distinct = tuple(dict.fromkeys(s.names))
+    llm_name = distinct[0] if len(distinct) == 1 else f"{len(distinct)} LLMs"
+    fits_out: Number | None
+    if fits is None:
+        fits_out = None
+    else:
+        fits_arr = np.asarray(fits)
+        fits_out = bool(fits_arr) if fits_arr.ndim == 0 else np.broadcast_to(fits_arr, shape)
+    return InferenceCost(
+        llm=llm_name,
+        dtype=dtype,
+        gpu=gpu_name,
+        projector=proj_name,
+        llm_params=_out(n_params, shape),
+        llm_params_non_embedding=_out(llm_params(s, embeddings=False), shape),
+        vision_params=_out(vision_p, shape),
+        prompt_tokens=_out(S, shape),
+        cached_tokens=_out(cached, shape),
+        flops_total=_out(total, shape),
+        flops_prefill=_out(b * prefill, shape),
+        flops_decode=_out(b * decode, shape),
+        flops_vision=_out(b * vision, shape),
+        flops_encoder=_out(b * enc_f, shape),
+        flops_projector=_out(b * np.asarray(proj_f), shape),
+        flops_attention=_out(b * attention, shape),
+        flops_full_attention_total=_out(b * (enc_full + proj_f + prefill_full + decode), shape),
+        flops_paper=_out(b * 2.0 * n_params * S, shape),
+        kv_cache_bytes=_out(kv_bytes, shape),
+        weight_bytes=_out(weight_bytes, shape),
+        memory_bytes=_out(memory, shape),
+        latency_s_prefill=_out(lat_pre, shape),
+        latency_s_decode=_out(lat_dec, shape),
+        latency_s_total=_out(np.asarray(lat_pre) + lat_dec, shape),
+        fits_memory=fits_out,
+    )
