@@ -1,0 +1,251 @@
+"""``scaling plan``: the LLM size and visual-token count for an inference budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from scaling.cli import app
+from scaling.cli._common import console, guarded, print_json
+from scaling.errors import ScalingError
+
+
+def _load_law(path: Path | None, group: str | None, *, mix: bool) -> Any:
+    """The law to plan with: the paper's default, or one (or, for --mix, all) from a file."""
+    if path is None:
+        if group is not None:
+            raise ScalingError("--group needs --law FILE.law.json (a grouped fit)")
+        if mix:
+            raise ScalingError("--mix needs per-task laws: --law FILE.law.json from "
+                               "`scaling fit ... --group-by task`")
+        return None
+    from scaling.fit import load_laws
+
+    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
+        law, label=path.name if name == "all" else f"{path.name} [{name}]")
+        for name, law in load_laws(path).items()}
+    if mix:
+        return laws
+    if group is not None:
+        if group not in laws:
+            raise ScalingError(f"group {group!r} is not in {path}; it has "
+                               f"{', '.join(laws)}")
+        return laws[group]
+    if len(laws) == 1:
+        return next(iter(laws.values()))
+    raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
+                       "--group NAME, or plan a traffic mix with --mix name=weight,...")
+
+
+def _num(x: float | None, fmt: str = ".3g") -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def _si(x: float | None, unit: str = "") -> str:
+    from scaling.units import format_quantity
+
+    return "-" if x is None or not math.isfinite(x) else format_quantity(x, unit=unit)
+
+
+def _config_line(c: Any) -> str:
+    from scaling.frontier import fmt_params
+
+    size = fmt_params(c.llm_params)
+    if c.llm:
+        real = f", {fmt_params(c.llm_params_actual)} real" if math.isfinite(
+            c.llm_params_actual) and abs(c.llm_params_actual / c.llm_params - 1) > 0.005 else ""
+        size = f"{c.llm} ({size} params{real})"
+    else:
+        size = f"{size} params"
+    plural = "" if c.visual_tokens == 1 else "s"
+    return f"{size} with {c.visual_tokens:.3g} visual token{plural}"
+
+
+def _accuracy_line(c: Any) -> str:
+    ci = ""
+    if c.error_ci:
+        ci = f", 95% CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
+    return f"{c.predicted_accuracy:.1%} predicted (error {c.predicted_error:.4f}{ci})"
+
+
+def _cost_line(c: Any, gpu: str | None) -> str:
+    parts = [f"{_si(c.flops, 'FLOPs')}"]
+    split = [f"{name} {_si(v)}" for name, v in (("prefill", c.flops_prefill),
+                                                 ("decode", c.flops_decode),
+                                                 ("vision", c.flops_vision)) if v]
+    if split:
+        parts[0] += " (" + ", ".join(split) + ")"
+    if math.isfinite(c.kv_cache_bytes):
+        parts.append(f"KV cache {_si(c.kv_cache_bytes, 'B')}")
+    if math.isfinite(c.memory_bytes):
+        parts.append(f"memory {_si(c.memory_bytes, 'B')} (weights + KV)")
+    if math.isfinite(c.latency_s):
+        parts.append(f"latency {c.latency_s * 1e3:.3g} ms on {gpu} (roofline)")
+    return "; ".join(parts)
+
+
+def _print_plan(p: Any) -> None:
+    from rich.table import Table
+
+    head = f"{_si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
+        f"target accuracy {p.target_accuracy:.1%}: the cheapest configuration reaching it")
+    console.print(f"[bold]Plan[/bold] for {head}; Q = {p.text_tokens:g} text tokens, "
+                  f"G = {p.gen_tokens:g} generated", highlight=False)
+    console.print(f"cost model  {p.cost_label}", highlight=False, markup=False)
+    params = ", ".join(f"{k}={v:.4g}" for k, v in p.law.params.items())
+    console.print(f"law         {p.law_label} ({p.law.law}: {params})", highlight=False,
+                  markup=False)
+    answer = p.discrete if p.discrete is not None else p.optimum
+    where = "best from the menu" if p.discrete is not None else (
+        f"continuous optimum, {p.method}")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Use", f"{_config_line(answer)}  [{where}]")
+    grid.add_row("Accuracy", _accuracy_line(answer))
+    grid.add_row("Cost", _cost_line(answer, p.gpu))
+    if answer.p_optimal is not None:
+        grid.add_row("Robustness", f"optimal in {answer.p_optimal:.0%} of bootstrap draws")
+    grid.add_row("Why", p.why)
+    console.print()
+    console.print(grid, highlight=False)
+    if p.discrete is not None:
+        o = p.optimum
+        console.print(f"\nContinuous optimum ({p.method}): {_config_line(o)}: "
+                      f"{_accuracy_line(o)}, {_si(o.flops, 'FLOPs')}", highlight=False,
+                      markup=False)
+    u = p.uncertainty and p.uncertainty.get("optimum_across_draws")
+    if u:
+        v, n = u["visual_tokens"], u["llm_params"]
+        console.print(f"Across {u['n_draws']} bootstrap draws the optimum is "
+                      f"{v['median']:.3g} tokens ({v['interval'][0]:.3g}-{v['interval'][1]:.3g})"
+                      f" and {_si(n['median'])} params ({_si(n['interval'][0])}-"
+                      f"{_si(n['interval'][1])})", highlight=False)
+    if p.alternatives:
+        from scaling.frontier import fmt_params
+
+        t = Table(title="Runners-up" if p.target_accuracy is None else "Next cheapest",
+                  title_justify="left")
+        for col in ("LLM", "tokens", "accuracy", "FLOPs", "KV cache", "memory", "latency"):
+            t.add_column(col, justify="left" if col == "LLM" else "right", no_wrap=True)
+        show_p = any(c.p_optimal is not None for c in p.alternatives)
+        if show_p:
+            t.add_column("P(opt)", justify="right")
+        for c in p.alternatives:
+            row = [c.llm or fmt_params(c.llm_params), f"{c.visual_tokens:.3g}",
+                   f"{c.predicted_accuracy:.2%}", _si(c.flops), _si(c.kv_cache_bytes, "B"),
+                   _si(c.memory_bytes, "B"),
+                   "-" if not math.isfinite(c.latency_s) else f"{c.latency_s * 1e3:.3g} ms"]
+            if show_p:
+                row.append(_num(c.p_optimal, ".0%"))
+            t.add_row(*row)
+        console.print()
+        console.print(t)
+    for w in p.warnings:
+        console.print(f"[yellow]note:[/yellow] {w}", highlight=False)
+
+
+def _print_mix(m: Any) -> None:
+    from rich.table import Table
+
+    from scaling.frontier import fmt_params
+
+    console.print(f"[bold]Task mix[/bold] at {_si(m.budget_flops, 'FLOPs')} per request on "
+                  f"average ({m.cost_model} cost): one {fmt_params(m.llm_params)}-parameter LLM, "
+                  "tokens per task", highlight=False)
+    t = Table()
+    for col in ("task", "weight", "tokens", "accuracy", "single-count tokens",
+                "single-count accuracy"):
+        t.add_column(col, justify="left" if col == "task" else "right")
+    for task, w in m.weights.items():
+        t.add_row(task, f"{w:.2f}", f"{m.visual_tokens[task]:.3g}",
+                  f"{1 - m.predicted_error[task]:.2%}", f"{m.single_visual_tokens:.3g}",
+                  f"{1 - m.single_predicted_error[task]:.2%}")
+    console.print(t)
+    console.print(f"expected accuracy {1 - m.expected_error:.3%} with per-task tokens vs "
+                  f"{1 - m.single_expected_error:.3%} with the best single token count "
+                  f"({m.single_visual_tokens:.3g} tokens, {fmt_params(m.single_llm_params)} "
+                  f"params): gain {m.gain * 100:.3f} accuracy points "
+                  f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
+
+
+LAW_OPT = typer.Option(None, "--law", help="Fitted law (FILE.law.json); default: the paper's "
+                       "published visual-reasoning law.")
+
+
+@app.command("plan")
+@guarded
+def plan_command(
+    flops: str = typer.Option(None, "--flops", help="Budget per request: 1e13, 2T, 500G, 2TFLOP."),
+    law: Path = LAW_OPT,
+    group: str = typer.Option(None, "--group", help="Which law of a grouped artifact."),
+    text_tokens: float = typer.Option(0, "--text-tokens", "-q", help="Text tokens per prompt."),
+    gen_tokens: float = typer.Option(0, "--gen-tokens", help="Generated tokens per request."),
+    sizes: str = typer.Option(None, "--sizes", help="Menu of LLM sizes: 0.5B,1.8B,4B,7B."),
+    family: str = typer.Option(None, "--family", help="Model family from the catalog "
+                               "(qwen1.5, qwen2.5, llama3, vicuna): menu + architecture."),
+    tokens: str = typer.Option(None, "--tokens", help="Menu of visual-token counts: 1,4,16,64."),
+    cost: str = typer.Option("paper", "--cost", help="Cost model: paper (2N(Q+V)) or exact."),
+    encoder: str = typer.Option(None, "--encoder", help="Vision encoder for the exact cost "
+                                "(default clip-vit-l-14-336)."),
+    gpu: str = typer.Option(None, "--gpu", help="GPU for latency (h100, h200, a100-80gb, ...)."),
+    batch: int = typer.Option(1, "--batch", help="Requests served together (memory, latency)."),
+    dtype: str = typer.Option("bf16", "--dtype", help="Weight/KV dtype."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Roofline latency cap."),
+    max_memory_gb: float = typer.Option(None, "--max-memory-gb", help="Weights + KV cap (GB)."),
+    llm_range: str = typer.Option(None, "--llm-range", help="Allowed LLM sizes, LOW:HIGH "
+                                  "(e.g. 0.5B:72B)."),
+    token_range: str = typer.Option(None, "--token-range", help="Allowed visual tokens, "
+                                    "LOW:HIGH (default 1:576)."),
+    target_accuracy: float = typer.Option(None, "--target-accuracy", help="Inverse mode: the "
+                                          "cheapest configuration reaching this accuracy (0-1)."),
+    mix: str = typer.Option(None, "--mix", help="Traffic mix over the law file's groups, "
+                            "e.g. reasoning=0.7,ocr=0.3: per-task token counts."),
+    law_size: str = typer.Option("nominal", "--law-size", help="Size the law sees for catalog "
+                                 "models: nominal (the name's size, as the paper) or actual."),
+    top: int = typer.Option(5, "--top", help="How many runners-up to list."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
+) -> None:
+    """Which LLM size and how many visual tokens per image for an inference budget."""
+    from scaling.units import parse_flops
+
+    if flops is not None:
+        flops = parse_flops(flops)
+    if cost not in ("paper", "exact"):
+        raise ScalingError(f"--cost must be paper or exact, got {cost!r}")
+    if sizes is not None and family is not None and cost != "exact":
+        raise ScalingError("give --sizes or --family, not both (with --cost exact, --family "
+                           "prices the --sizes)")
+    fitted = _load_law(law, group, mix=mix is not None)
+    options = dict(text_tokens=text_tokens, gen_tokens=gen_tokens, cost=cost, family=family,
+                   encoder=encoder, gpu=gpu, batch=batch, dtype=dtype,
+                   max_memory_gb=max_memory_gb, max_latency_ms=max_latency_ms,
+                   llm_range=llm_range, token_range=token_range, law_size=law_size)
+    if mix is not None:
+        from scaling.mix import plan_mix
+
+        if sizes or tokens or target_accuracy is not None:
+            raise ScalingError("--mix plans continuous sizes and tokens: drop --sizes, --tokens "
+                               "and --target-accuracy")
+        if flops is None:
+            raise ScalingError("--mix needs a budget: --flops 1e13")
+        m = plan_mix(fitted, mix, flops=flops, **options)
+        if as_json:
+            out = m.to_dict()
+            out["optimum"] = {**out["mix"], "predicted_error": m.expected_error}
+            print_json(out)
+        else:
+            _print_mix(m)
+        return
+    from scaling.plan import plan
+
+    p = plan(fitted, flops=flops, sizes=sizes, tokens=tokens, target_accuracy=target_accuracy,
+             top=top, **options)
+    if as_json:
+        print_json(p.to_dict())
+    else:
+        _print_plan(p)
