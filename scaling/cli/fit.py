@@ -1,0 +1,136 @@
+"""``scaling fit``: sweep table(s) -> fitted law, report and ``*.law.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from scaling.cli import app
+from scaling.cli._common import console, guarded, print_json
+from scaling.errors import ScalingError
+
+METRIC_HELP = ("Metric to fit: a column (wide table) or benchmark (tidy benchmark+score "
+               "table). Repeat it (--metric gqa --metric pope) or write mean:gqa,pope to fit "
+               "the mean. Default: error, loss or accuracy. Accuracies are fitted as 1 - value.")
+
+
+@app.command("fit")
+@guarded
+def fit_command(
+    data: Annotated[list[str], typer.Argument(help="Sweep table(s): CSV or Parquet files.")],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help=METRIC_HELP)] = None,
+    metric_kind: Annotated[str, typer.Option(
+        "--metric-kind", help="auto (by name), accuracy (fit 1 - value) or error.")] = "auto",
+    law: Annotated[str, typer.Option(
+        "--law", help="product | additive | loglinear | auto (best held-out error).")
+    ] = "product",
+    loss: Annotated[str, typer.Option(
+        "--loss", help="sse (on Y, the paper's) or huber (on log Y).")] = "sse",
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", help="Bootstrap resamples K (0 = none).")] = 0,
+    resample: Annotated[str, typer.Option(
+        "--resample", help="Bootstrap unit: case (rows), config (all rows of an (N, T) "
+        "configuration, e.g. seeds) or size (LLM sizes).")] = "case",
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", help="Fit one law per value of COL.")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Bootstrap seed (results are deterministic).")] = 0,
+    ci: Annotated[float, typer.Option(
+        "--ci", help="Confidence level of the bootstrap intervals.")] = 0.9,
+    no_validation: Annotated[bool, typer.Option(
+        "--no-validation", help="Skip hold-out and cross-validation.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Write the *.law.json artifact.")] = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="JSON on stdout, nothing else.")] = False,
+) -> None:
+    """Fit a scaling law Y(N, T) to sweep results, with bootstrap CIs and hold-out checks."""
+    from scaling.data import load_sweep
+    from scaling.fit import fit_groups, save_laws
+    from scaling.law import LAWS
+
+    if law != "auto" and law not in LAWS:
+        raise ScalingError(f"unknown law {law!r}; choose one of {', '.join(LAWS)}, auto")
+    table = load_sweep(data, metric=metric or None, group_by=group_by, kind=metric_kind)
+    results = fit_groups(table, law=law, loss=loss, bootstrap=bootstrap, resample=resample,
+                         seed=seed, ci_level=ci, validation=not no_validation)
+    if output is not None:
+        save_laws(results, output, group_by=group_by, data_sha256=table.sha256)
+    if json_out:
+        payloads = {name: _json(r) for name, r in results.items()}
+        if group_by is None:
+            print_json({**payloads["all"], "output": str(output) if output else None})
+        else:
+            print_json({"group_by": group_by, "data_sha256": table.sha256, "groups": payloads,
+                        "output": str(output) if output else None})
+        return
+    for name, result in results.items():
+        _report(result, title=f"{group_by} = {name}" if group_by else "")
+    if output is not None:
+        console.print(f"wrote {output}")
+
+
+def _json(result: Any) -> dict[str, Any]:
+    """The artifact dict without the (long) draws; ``n_draws`` says how many."""
+    out = result.to_dict()
+    draws = out.pop("draws")
+    out["n_draws"] = 0 if draws is None else len(draws)
+    return out
+
+
+def _report(r: Any, *, title: str) -> None:
+    from rich.table import Table
+
+    from scaling.law import get_law
+
+    form = get_law(r.law)
+    head = f"[bold]{title + ': ' if title else ''}{form.formula}[/bold]  (law {r.law}, " \
+           f"fitted on {r.metric}, {r.n_points} points, loss {r.loss})"
+    console.print(head)
+    level = f"{100 * r.ci_level:.0f}% CI" if r.ci_level else "CI (use --bootstrap K)"
+    params = Table("parameter", "value", level, box=None, pad_edge=False)
+    for p in form.params:
+        low_high = r.ci.get(p)
+        params.add_row(p, f"{r.params[p]:.5g}",
+                       f"[{low_high[0]:.5g}, {low_high[1]:.5g}]" if low_high else "-")
+    for name, entry in r.derived.items():
+        ci = entry.get("ci")
+        value = entry["value"]
+        params.add_row(name, "inf" if value is None else f"{value:.4g}",
+                       f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-")
+    console.print(params)
+    v = r.validation
+    quality = f"objective {r.objective:.4g}   SSE {v['sse']:.4g}   RMSE {v['rmse']:.4g}   " \
+              f"R^2 {v['r2']:.4f}"
+    if "aic" in v:
+        quality += f"   AIC {_num(v['aic'])}   BIC {_num(v['bic'])}"
+    console.print(quality)
+    hold = v.get("holdout_largest")
+    if hold and "skipped" not in hold:
+        t = Table("visual_tokens", "observed", "predicted", "error", "rel. error", box=None,
+                  title=f"held out: largest LLM ({hold['held_out_llm_params'] / 1e9:g}B), "
+                        "fitted on the others", title_justify="left")
+        for p in hold["points"]:
+            t.add_row(f"{p['visual_tokens']:g}", f"{p['observed']:.4f}", f"{p['predicted']:.4f}",
+                      f"{p['error']:+.4f}", f"{100 * p['relative_error']:+.2f}%")
+        console.print(t)
+        console.print(f"hold-out RMSE {hold['rmse']:.4g}, mean |rel. error| "
+                      f"{100 * hold['mean_abs_relative_error']:.2f}%")
+    elif hold:
+        console.print(f"hold-out skipped: {hold['skipped']}")
+    loso = v.get("leave_one_size_out")
+    if loso and "skipped" not in loso:
+        folds = ", ".join(f"{f['llm_params'] / 1e9:g}B {f['rmse']:.4f}" for f in loso["folds"])
+        console.print(f"leave-one-size-out RMSE {loso['rmse']:.4g}  ({folds})")
+    if "auto" in v:
+        cands = ", ".join(f"{k} {_num(c['cv_rmse'])}" for k, c in v["auto"]["candidates"].items())
+        console.print(f"--law auto chose {v['auto']['chosen']} (CV RMSE: {cands})")
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    console.print()
+
+
+def _num(x: Any) -> str:
+    return "inf" if x is None else f"{x:.4g}"
