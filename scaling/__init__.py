@@ -1,19 +1,45 @@
-"""scaling: inference-optimal LLM size and visual-token count for vision-language models."""
+"""scaling: inference-optimal LLM size and visual-token count for vision-language models.
 
-from scaling.errors import ScalingError
-from scaling.law import LAWS, PAPER_LAW, FittedLaw, LawForm, get_law
-from scaling.units import parse_flops, parse_params
+The public API is listed in ``__all__``. Names are imported on first use (PEP 562), so
+``import scaling`` stays light and the CLI loads only what a command needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LAWS",
-    "PAPER_LAW",
-    "FittedLaw",
-    "LawForm",
-    "ScalingError",
-    "__version__",
-    "get_law",
-    "parse_flops",
-    "parse_params",
-]
+_EXPORTS = {
+    "scaling.errors": ["ScalingError"],
+    "scaling.units": ["parse_flops", "parse_params", "format_quantity"],
+    "scaling.law": ["LAWS", "PAPER_LAW", "FittedLaw", "LawForm", "get_law"],
+    "scaling.arch": ["LLMSpec", "EncoderSpec", "ProjectorSpec", "VLMSpec", "LLMStack", "get_llm",
+                     "get_encoder", "get_projector", "llm_family", "from_hf_config",
+                     "stack_llms"],
+    "scaling.hardware": ["GPUSpec", "get_gpu"],
+    "scaling.tokens": ["patch_tokens", "anyres_tokens", "tokens_per_megapixel",
+                       "compression_ratio"],
+    "scaling.cost": ["InferenceCost", "inference_cost", "llm_params", "paper_flops",
+                     "encoder_flops"],
+    "scaling.data": ["SweepData", "load_sweep", "from_arrays"],
+    "scaling.fit": ["FitResult", "fit_law", "fit_groups", "load_laws", "save_laws"],
+    "scaling.plan": ["Plan", "Choice", "Frontier", "plan", "frontier"],
+    "scaling.mix": ["MixPlan", "plan_mix"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'scaling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,25 @@
+"""The public API: every name in ``__all__`` resolves, and importing stays light."""
+
+import subprocess
+import sys
+
+import scaling
+
+
+def test_every_exported_name_resolves():
+    for name in scaling.__all__:
+        assert getattr(scaling, name) is not None, name
+
+
+def test_import_scaling_loads_no_heavy_module():
+    code = ("import sys, scaling; heavy = {'torch', 'matplotlib', 'transformers', 'scipy', "
+            "'pandas', 'dask'} & set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plan_library_path_without_torch_or_matplotlib():
+    code = ("import sys, scaling; scaling.plan(scaling.PAPER_LAW, flops=1e13, text_tokens=50); "
+            "print(sorted({'torch', 'matplotlib', 'transformers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
