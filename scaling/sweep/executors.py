@@ -1,0 +1,186 @@
+"""Executors run jobs (:func:`scaling.sweep.job.execute_job`) and yield records as they finish.
+
+- :class:`LocalPool` (default): ``workers`` processes (``python -m scaling.sweep.worker``,
+  one thread each: ``OMP_NUM_THREADS=1`` etc. and ``torch.set_num_threads(1)``), one job at
+  a time each over a socket, so the pool knows which run a dead worker was running. A worker
+  that dies (segfault, ``os._exit``, out of memory) or overstays its backstop deadline is
+  replaced; its run is retried while it has retries left, else recorded as failed with the
+  reason.
+- :class:`DaskPool`: Dask distributed. With ``address`` it connects to a running scheduler
+  (e.g. started by ``dask-jobqueue`` on SLURM); otherwise it starts a ``LocalCluster``
+  (processes, one thread per worker). Worker crashes are Dask's business: the scheduler
+  reschedules the task (and any run queued on the dead worker, which Dask counts as
+  suspicious too) and gives up after ``distributed.scheduler.allowed-failures`` deaths
+  (Dask's default: 3) with ``KilledWorker``, recorded as the run's failure. The spec's
+  ``retries`` apply to evaluator failures, as in the local pool. The LocalCluster it starts
+  uses ``worker-saturation: 1.0`` (workers hold few queued runs); a cluster reached by
+  ``address`` keeps its own configuration. Task exceptions outside the evaluator are retried
+  with ``submit(retries=)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from scaling.errors import ScalingError
+from scaling.sweep.job import Job, execute_job, failed_record
+
+
+@dataclasses.dataclass
+class _Worker:
+    proc: subprocess.Popen
+    conn: Connection
+    job: Job | None = None
+    deadline: float = float("inf")
+
+
+class LocalPool:
+    """A process pool with exact crash attribution (see the module docstring)."""
+
+    def __init__(self, workers: int, *, backstop_s: float | None = None) -> None:
+        if sys.platform == "win32":
+            raise ScalingError("the local sweep pool needs a POSIX system; use --executor dask")
+        self.workers = workers
+        self.backstop_s = backstop_s
+        self._live: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            # stdout goes to stderr: an evaluator's prints must not reach `--json` output
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "scaling.sweep.worker", str(theirs.fileno()),
+                 str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2)
+        worker = _Worker(proc, Connection(ours.detach()))
+        worker.conn.send(list(sys.path))
+        self._live.append(worker)
+        return worker
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[dict[str, Any]]:
+        pending = collections.deque(jobs)
+        try:
+            for _ in range(min(self.workers, len(pending))):
+                self._start()
+            while pending or any(w.job for w in self._live):
+                for w in self._live:
+                    if w.job is None and pending:
+                        w.job = pending.popleft()
+                        w.deadline = time.monotonic() + (self.backstop_s or float("inf"))
+                        w.conn.send(w.job)
+                busy = [w for w in self._live if w.job is not None]
+                timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+                ready = wait([w.conn for w in busy], timeout=min(timeout, 3600.0))
+                for w in busy:
+                    if w.conn in ready:
+                        try:
+                            rec = w.conn.recv()
+                        except (EOFError, OSError):  # it died
+                            yield from self._lost(w, pending, None)
+                        else:
+                            w.job = None
+                            yield rec
+                    elif time.monotonic() >= w.deadline:
+                        yield from self._lost(w, pending, f"ran past the backstop deadline of "
+                                                          f"{self.backstop_s:g} s")
+        finally:
+            self.close()
+
+    def _lost(self, w: _Worker, pending: collections.deque, reason: str | None
+              ) -> Iterator[dict[str, Any]]:
+        """A worker died or hung: replace it, retry or fail its run."""
+        job = w.job
+        self._stop(w, force=True)
+        if reason is None:
+            from scaling.sweep.evaluators.command import describe_exit
+
+            reason = describe_exit(w.proc.returncode)
+        self._start()
+        assert job is not None
+        if job.retries > 0:
+            pending.appendleft(dataclasses.replace(job, prior_attempts=job.prior_attempts + 1,
+                                                   retries=job.retries - 1))
+            return
+        yield failed_record(job, f"worker process {reason}", attempts=job.prior_attempts + 1)
+
+    def _stop(self, w: _Worker, *, force: bool) -> None:
+        if w in self._live:
+            self._live.remove(w)
+        if force:
+            # SIGTERM: the worker kills its command's process group and exits; a python
+            # evaluator stuck past its in-thread deadline may swallow it, hence the SIGKILL
+            w.proc.terminate()
+        else:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass  # already gone
+        try:
+            w.proc.wait(1.0 if force else 5.0)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+        w.conn.close()
+
+    def close(self) -> None:
+        """Stop every worker (busy ones are terminated)."""
+        for w in list(self._live):
+            self._stop(w, force=w.job is not None)
+
+
+class DaskPool:
+    """Run jobs on Dask distributed (see the module docstring)."""
+
+    def __init__(self, *, address: str | None, workers: int) -> None:
+        self.address = address
+        self.workers = workers
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[dict[str, Any]]:
+        import dask
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if self.address:
+            try:
+                client = Client(self.address, timeout="20s")
+            except OSError as exc:
+                raise ScalingError(f"cannot reach the Dask scheduler at {self.address!r} "
+                                   f"({exc}); check --address") from None
+        else:
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+                client = Client(cluster)
+        try:
+            token = uuid.uuid4().hex[:8]
+            futures = {
+                client.submit(execute_job, job, key=f"scaling-sweep-{job.run.run_id}-{token}",
+                              pure=False, retries=job.retries): job
+                for job in jobs
+            }
+            for future in as_completed(futures):
+                job = futures.pop(future)
+                if future.status == "finished":
+                    rec = future.result()
+                else:
+                    exc = future.exception()
+                    rec = failed_record(job, f"dask: {type(exc).__name__}: {exc}",
+                                        attempts=job.prior_attempts + job.retries + 1)
+                future.release()
+                yield rec
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()

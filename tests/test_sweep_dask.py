@@ -1,0 +1,83 @@
+"""Dask distributed: the same spec gives the same table as the local pool; worker deaths are
+Dask's to handle (allowed-failures -> KilledWorker, recorded as the run's failure)."""
+
+import csv
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaling.sweep import parse_spec, run_sweep
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+TIMING = ("started_at", "duration_s")
+
+
+def make_spec(tmp_path, name, **changes):
+    data = {"name": "d", "evaluator": {"kind": "python", "function": "sweep_evals:zoo"},
+            "axes": {"llm": ["qwen1.5-0.5b", "1.8B"], "visual_tokens": [1, 16],
+                     "params": {"mode": ["ok", "raise", "rows", "flaky", "badtype", "hang"]}},
+            "encoder": "clip-vit-l-14-336", "text_tokens": 10, "retries": 1, "timeout_s": 0.5,
+            "output": str(tmp_path / name)}
+    data.update(changes)
+    return parse_spec(data)
+
+
+def table_without_timing(path):
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c for c in reader.fieldnames if c not in TIMING]
+        rows = sorted(tuple(row[c] for c in columns) for row in reader)
+    return columns, rows
+
+
+def test_local_pool_and_dask_give_identical_tables(tmp_path):
+    local = run_sweep(make_spec(tmp_path, "local.csv"), executor="local", workers=2)
+    dask = run_sweep(make_spec(tmp_path, "dask.csv"), executor="dask", workers=2)
+    assert dask.executor == "dask" and local.executor == "local"
+    assert (local.ok, local.failed, local.rows) == (dask.ok, dask.failed, dask.rows) == \
+        (12, 12, 32)
+    local_table = table_without_timing(tmp_path / "local.csv")
+    dask_table = table_without_timing(tmp_path / "dask.csv")
+    assert local_table[0] == dask_table[0]  # same columns in the same order
+    assert local_table[1] == dask_table[1]  # same rows, values, errors, attempts and costs
+    with open(tmp_path / "local.csv") as a, open(tmp_path / "dask.csv") as b:
+        a_rows, b_rows = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["run_id"] for r in a_rows] == [r["run_id"] for r in b_rows]  # both grid order
+    errors = {r["mode"]: r["failure"] for r in b_rows}
+    assert errors["hang"] == "timed out after 0.5 s"  # the in-thread timeout works on Dask too
+    assert errors["badtype"].startswith("evaluator returned str")
+    assert {r["attempts"] for r in b_rows if r["mode"] == "flaky"} == {"2"}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """An existing cluster, as `--address` users have (tolerating 1 worker death per task)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def test_existing_scheduler_and_killed_worker(tmp_path, scheduler):
+    spec = make_spec(tmp_path, "addr.csv", evaluator={"kind": "python",
+                                                      "function": "sweep_evals:mixed"},
+                     axes={"llm": ["0.5B"], "visual_tokens": [4],
+                           "params": {"mode": ["ok", "die", "raise"]}}, retries=0)
+    report = run_sweep(spec, address=scheduler)
+    assert report.executor == "dask" and (report.ok, report.failed) == (1, 2)
+    rows = {r["mode"]: r for r in csv.DictReader(open(tmp_path / "addr.csv"))}
+    assert rows["die"]["failure"].startswith("dask: KilledWorker")
+    assert rows["die"]["attempts"] == "1" and rows["ok"]["status"] == "ok"
+    assert rows["raise"]["status"] == "failed"  # (ValueError, or KilledWorker as a bystander)
+    again = run_sweep(spec, address=scheduler, executor="dask")  # resume works the same way
+    assert (again.skipped, again.ran, again.ok, again.failed) == (1, 2, 1, 2)
+    rows = {r["mode"]: r for r in csv.DictReader(open(tmp_path / "addr.csv"))}
+    assert rows["die"]["failure"].startswith("dask: KilledWorker")
+    assert rows["die"]["attempts"] == "2" and len(rows) == 3
