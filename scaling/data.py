@@ -242,6 +242,7 @@ def load_sweep(paths: str | Path | Sequence[str | Path], *,
     records: dict[tuple, dict[str, tuple[float, str]]] = {}
     order: list[tuple] = []
     duplicates: list[str] = []
+    not_ok = 0
     metric_label = ""
     for path, (columns, rows, _) in zip(paths, files, strict=True):
         fname = Path(path).name
@@ -285,6 +286,9 @@ def load_sweep(paths: str | Path | Sequence[str | Path], *,
                if c in columns and c != group_by]
         for i, row in enumerate(rows, start=1):
             where = f"row {i} of {fname}"
+            if "status" in columns and str(row["status"]).strip() not in ("ok", ""):
+                not_ok += 1  # a failed sweep run (scaling sweep writes status ok|failed)
+                continue
             try:
                 n = parse_params(_number_or_text(row["llm_params"], where, "llm_params"))
             except ScalingError as exc:
@@ -319,6 +323,8 @@ def load_sweep(paths: str | Path | Sequence[str | Path], *,
     rows_out = []
     notes = [f"{len(duplicates)} exact duplicate row(s) counted once ({duplicates[0]}"
              f"{', ...' if len(duplicates) > 1 else ''})"] if duplicates else []
+    if not_ok:
+        notes.append(f"{not_ok} row(s) whose status is not 'ok' (failed sweep runs) were left out")
     for key in order:
         values = records[key]
         missing = [c for c in chosen if c not in values]

@@ -198,8 +198,9 @@ def fit_law(data: SweepData, *, law: str = "product", loss: str = "sse", bootstr
                             "before full convergence (flat objective)")
     pred = form.fn(N, T, **params)
     sse = float(np.sum((pred - y) ** 2))
+    spread = float(np.sum((y - y.mean()) ** 2))
     checks: dict[str, Any] = {"sse": sse, "rmse": math.sqrt(sse / data.n_points),
-                              "r2": 1 - sse / float(np.sum((y - y.mean()) ** 2))}
+                              "r2": 1 - sse / spread if spread > 0 else float("nan")}
     if validation:
         checks.update(validate(data, law, loss=loss, objective_sse=sse, **kw))
     if selection is not None:

@@ -142,3 +142,12 @@ def test_cli_random_tables_exit_0_or_2(tmp_path, rows, law):
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
     if res.exit_code == 2:
         assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+
+
+def test_constant_metric_fits_without_traceback(tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("llm_params,visual_tokens,error\n" + "".join(
+        f"{n},{t},0.3\n" for n in ("0.5B", "1B", "2B") for t in (1, 4, 16)))
+    result = CliRunner().invoke(app, ["fit", str(path), "--json"])
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output

@@ -161,3 +161,14 @@ def test_malformed_tables_never_traceback(tmp_path, columns, cells, metric):
         assert "\n" not in str(exc) and str(exc)
         return
     assert np.all(np.isfinite(data.y)) and np.all(data.visual_tokens >= 1)
+
+
+def test_failed_sweep_rows_are_left_out_with_a_note(tmp_path):
+    """Tables written by `scaling sweep run` carry status ok|failed; failed rows have no metric."""
+    path = tmp_path / "sweep.csv"
+    path.write_text("run_id,status,failure,llm_params,visual_tokens,accuracy\n"
+                    "a,ok,,0.5B,1,0.40\nb,ok,,0.5B,4,0.42\nc,failed,boom,1B,1,\n"
+                    "d,ok,,1B,1,0.45\ne,ok,,1B,4,0.47\n")
+    data = load_sweep(path)
+    assert data.n_points == 4
+    assert any("status is not 'ok'" in note for note in data.notes)
