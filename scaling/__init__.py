@@ -1,13 +1,20 @@
 """scaling: inference-optimal LLM size and visual-token count for vision-language models.
 
-The public API is listed in ``__all__``. Names are imported on first use (PEP 562), so
-``import scaling`` stays light and the CLI loads only what a command needs.
+The public API is listed in ``__all__``. The planning path (numpy only) is imported eagerly, so
+that the functions ``plan`` and ``frontier`` are never shadowed by their modules; the fitter
+(scipy) is imported on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from scaling.frontier import Frontier as Frontier
+from scaling.plan import Choice as Choice
+from scaling.plan import Plan as Plan
+from scaling.plan import frontier as frontier
+from scaling.plan import plan as plan
 
 __version__ = "0.1.0"
 
@@ -25,12 +32,11 @@ _EXPORTS = {
                      "encoder_flops"],
     "scaling.data": ["SweepData", "load_sweep", "from_arrays"],
     "scaling.fit": ["FitResult", "fit_law", "fit_groups", "load_laws", "save_laws"],
-    "scaling.plan": ["Plan", "Choice", "Frontier", "plan", "frontier"],
     "scaling.mix": ["MixPlan", "plan_mix"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE) + ["__version__"]
+__all__ = sorted([*_WHERE, "Choice", "Frontier", "Plan", "frontier", "plan"]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ def test_every_exported_name_resolves():
 
 def test_import_scaling_loads_no_heavy_module():
     code = ("import sys, scaling; heavy = {'torch', 'matplotlib', 'transformers', 'scipy', "
-            "'pandas', 'dask'} & set(sys.modules); print(sorted(heavy))")
+            "'pandas', 'dask'} & set(sys.modules); print(sorted(heavy))")  # scipy: fit only
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -23,3 +23,15 @@ def test_plan_library_path_without_torch_or_matplotlib():
             "print(sorted({'torch', 'matplotlib', 'transformers'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_plan_and_frontier_are_functions_whatever_the_import_order():
+    code = ("import scaling.frontier, scaling.plan, scaling.mix, scaling; "
+            "print(callable(scaling.plan) and not hasattr(scaling.plan, '__path__'), "
+            "type(scaling.frontier).__name__, type(scaling.plan).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "function", "function"]
+    law = scaling.PAPER_LAW
+    front = scaling.frontier(law, [1e12, 1e13], text_tokens=50)
+    assert front.visual_tokens.shape == (2,)
+    assert scaling.plan(law, flops=1e13).optimum.visual_tokens == 1  # Q = 0: fewest tokens
