@@ -18,7 +18,6 @@ the cost model prices many different LLMs in one vectorised call.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, unknown_name
 
 
 def _require_positive(owner: str, **values: int) -> None:
@@ -303,9 +302,7 @@ def _lookup(name: str, table: Mapping[str, Any], aliases: Mapping[str, str], wha
     stripped = aliases.get(stripped, stripped)
     if stripped in table:
         return table[stripped]
-    close = difflib.get_close_matches(key, list(table) + list(aliases), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ScalingError(f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(table))})")
+    raise unknown_name(what, name, table, key=key, cutoff=0.5)
 
 
 def get_llm(name: str) -> LLMSpec:
@@ -333,10 +330,7 @@ def get_projector(kind: str | ProjectorSpec) -> ProjectorSpec:
         return kind
     key = str(kind).strip().lower().replace("-", "_")
     if key not in PROJECTOR_KINDS:
-        close = difflib.get_close_matches(key, PROJECTOR_KINDS, n=2, cutoff=0.4)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ScalingError(f"unknown projector {kind!r}{hint} (known: "
-                           f"{', '.join(PROJECTOR_KINDS)})")
+        raise unknown_name("projector", kind, PROJECTOR_KINDS, key=key)
     return ProjectorSpec(kind=key)
 
 
@@ -366,9 +360,7 @@ def llm_family(name: str) -> tuple[LLMSpec, ...]:
     members = [s for s in LLMS.values() if s.family == key]
     if not members:
         families = sorted({s.family for s in LLMS.values()})
-        close = difflib.get_close_matches(key, families, n=2, cutoff=0.4)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ScalingError(f"unknown LLM family {name!r}{hint} (known: {', '.join(families)})")
+        raise unknown_name("LLM family", name, families, key=key)
     return tuple(sorted(members, key=llm_params))
 
 

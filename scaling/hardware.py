@@ -7,12 +7,11 @@ TF32 for matmuls by default). Memory is the datasheet's capacity in decimal GB (
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, unknown_name
 
 #: Bytes per element of each supported dtype (weights, activations and KV cache).
 DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
@@ -109,6 +108,4 @@ def get_gpu(name: str | GPUSpec) -> GPUSpec:
     key = _GPU_ALIASES.get(key, key)
     if key in GPUS:
         return GPUS[key]
-    close = difflib.get_close_matches(key, list(GPUS) + list(_GPU_ALIASES), n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ScalingError(f"unknown GPU {name!r}{hint} (known: {', '.join(GPUS)})")
+    raise unknown_name("GPU", name, GPUS, key=key)
