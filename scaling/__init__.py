@@ -33,6 +33,8 @@ _EXPORTS = {
     "scaling.data": ["SweepData", "load_sweep", "from_arrays"],
     "scaling.fit": ["FitResult", "fit_law", "fit_groups", "load_laws", "save_laws"],
     "scaling.mix": ["MixPlan", "plan_mix"],
+    "scaling.plot": ["PlotResult", "Measured", "load_measured", "frontier_figure",
+                     "isoflop_figure", "heatmap_figure", "fit_figure"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -18,13 +18,8 @@ app = typer.Typer(
 )
 
 # Each module registers its command(s) on ``app`` (or adds a sub-app) when imported.
-_COMMANDS = ("cost", "fit", "plan", "plot", "sweep")
-for _name in _COMMANDS:
-    try:
-        importlib.import_module(f"scaling.cli.{_name}")
-    except ModuleNotFoundError as exc:  # command not built yet
-        if exc.name != f"scaling.cli.{_name}":
-            raise
+for _name in ("cost", "fit", "plan", "plot", "sweep"):
+    importlib.import_module(f"scaling.cli.{_name}")
 
 
 def main() -> None:
