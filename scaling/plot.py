@@ -583,9 +583,11 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                     my = offset + sign * float(best.predicted_error)
                     _star(ax, vstar, my, gid=f"optimum-{k}-{i}", label=None, color=color,
                           edge=FRONTIER_COLOR)
-                    ax.annotate(f"V* = {vstar:.3g}\nN = {_size_label(best.llm_params)}",
-                                (vstar, my), xytext=(5, 6), textcoords="offset points",
-                                fontsize=7)
+                    ax.annotate(f"V* = {vstar:.3g}, N = {_size_label(best.llm_params)}",
+                                (vstar, my), xytext=(8, 0), textcoords="offset points",
+                                fontsize=7, va="center", zorder=7,
+                                bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                      "ec": "none", "alpha": 0.85})
                     curves[label] = (v, y)
                     optima.append(best)
                     marks.append((vstar, my))
@@ -664,8 +666,8 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
             if points is not None and len(points):
                 px, py = points.llm_params / 1e9, points.visual_tokens
                 ax.scatter(px, py, s=12, marker="o", facecolors="#FFFFFF", edgecolors="#000000",
-                           linewidths=0.5, label="measured configurations",
-                           gid=f"points-{k}")
+                           linewidths=0.5, label="measured configurations", clip_on=False,
+                           zorder=4, gid=f"points-{k}")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(nlo / 1e9, nhi / 1e9)
