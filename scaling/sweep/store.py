@@ -83,7 +83,11 @@ class RunStore:
         columns = table_columns(rows, axes=axes)
         self.output.parent.mkdir(parents=True, exist_ok=True)
         if self.output.suffix.lower() == ".parquet":
-            import pandas as pd
+            try:
+                import pandas as pd
+            except ImportError:
+                raise ScalingError(f"writing {self.output.name} needs pandas and pyarrow: pip "
+                                   "install 'scaling[parquet]' (or use a .csv output)") from None
 
             tmp = self.output.with_name(f".{self.output.name}.tmp{os.getpid()}")
             frame = pd.DataFrame([{c: row.get(c) for c in columns} for row in rows],
