@@ -28,7 +28,7 @@ from scaling.optimum import (
     numeric,
 )
 from scaling.pricing import Pricer, make_pricer
-from scaling.units import parse_params
+from scaling.units import format_params, parse_params
 
 INF = float("inf")
 DEFAULT_TOKEN_RANGE = (1.0, 576.0)
@@ -45,14 +45,6 @@ class Setting:
     pricer: Pricer
     limits: Limits
     notes: tuple[str, ...] = ()
-
-
-def fmt_params(x: float) -> str:
-    """A parameter count the way model names write it: 7e9 -> '7B', 5e8 -> '500M'."""
-    for suffix, f in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= f:
-            return f"{x / f:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def _range(value, default: tuple[float, float], what: str, parse) -> tuple[float, float]:
@@ -119,9 +111,9 @@ def setting(law=None, *, text_tokens: float = 0, gen_tokens: float = 0, cost: st
             llm = (h_lo, h_hi)
         elif llm[1] < h_lo or llm[0] > h_hi:
             raise ScalingError(
-                f"llm_range {fmt_params(llm[0])}-{fmt_params(llm[1])} does not meet "
-                f"the {pricer.family.name} family ({fmt_params(h_lo)}-"
-                f"{fmt_params(h_hi)}), which the exact cost model needs")
+                f"llm_range {format_params(llm[0])}-{format_params(llm[1])} does not meet "
+                f"the {pricer.family.name} family ({format_params(h_lo)}-"
+                f"{format_params(h_hi)}), which the exact cost model needs")
         else:
             llm = (max(llm[0], h_lo), min(llm[1], h_hi))
     if llm[0] <= 0:
@@ -155,7 +147,7 @@ def smallest_budget(s: Setting) -> tuple[float, str]:
     """
     (n_lo, _), (v_lo, _) = s.limits.llm_range, s.limits.token_range
     q = s.pricer.quantities(n_lo, v_lo)
-    where = f"N = {fmt_params(n_lo)}, V = {v_lo:g}"
+    where = f"N = {format_params(n_lo)}, V = {v_lo:g}"
     for name, value, limit, unit, scale, flag in (
             ("memory", q["memory_bytes"], s.limits.max_memory_bytes, "GB", 1e9, "--max-memory-gb"),
             ("latency", q["latency_s"], s.limits.max_latency_s, "ms", 1e-3, "--max-latency-ms")):
@@ -195,7 +187,7 @@ def cheapest(s: Setting, target_error: float, *, max_flops: float = INF,
         raise ScalingError(
             f"target accuracy {1 - target_error:.4g} is out of reach{cap}: the best predicted "
             f"accuracy is {1 - opt.predicted_error[best]:.4g} (N = "
-            f"{fmt_params(opt.llm_params[best])}, V = "
+            f"{format_params(opt.llm_params[best])}, V = "
             f"{opt.visual_tokens[best]:.3g}); lower --target-accuracy"
             + ("" if cap else " or widen --llm-range / --token-range"))
     for _ in range(3):

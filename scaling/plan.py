@@ -31,7 +31,6 @@ from scaling.frontier import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
     Setting,
     cheapest,
-    fmt_params,
     frontier,
     monotone,
     setting,
@@ -41,7 +40,7 @@ from scaling.frontier import (  # noqa: F401  (Frontier, frontier: re-exported)
 from scaling.law import PAPER_LAW
 from scaling.menu import Menu, MenuTable, evaluate, optimal_shares, rank
 from scaling.optimum import Optimum, llm_cap
-from scaling.units import format_quantity, parse_flops, parse_params
+from scaling.units import format_params, format_quantity, parse_flops, parse_params
 
 __all__ = ["Choice", "Frontier", "Plan", "frontier", "plan"]
 
@@ -199,8 +198,8 @@ def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None
             out = [x for x in size_arr if x < lo * (1 - 1e-9) or x > hi * (1 + 1e-9)]
             if out:
                 warnings.append(
-                    f"sizes {', '.join(fmt_params(x) for x in out)} lie outside the "
-                    f"{fam.name} family ({fmt_params(lo)}-{fmt_params(hi)}): their "
+                    f"sizes {', '.join(format_params(x) for x in out)} lie outside the "
+                    f"{fam.name} family ({format_params(lo)}-{format_params(hi)}): their "
                     "exact cost is extrapolated from the nearest members")
     elif family is not None:
         fam = s.pricer.family
@@ -255,7 +254,7 @@ def _why(s: Setting, opt: Choice, *, inverse: bool, discrete: Choice | None = No
     if "llm_range" in held or np.isclose(opt.llm_params, n_hi, rtol=1e-6):
         top = (f"the largest {s.pricer.family.name} member" if s.pricer.cost_model == "exact"
                else "the top of --llm-range")
-        parts.append(f"the LLM size is capped at {fmt_params(n_hi)} ({top}); the rest of the "
+        parts.append(f"the LLM size is capped at {format_params(n_hi)} ({top}); the rest of the "
                      "budget goes to visual tokens")
     if "memory" in held:
         parts.append(f"the memory limit ({s.limits.max_memory_bytes / 1e9:g} GB) caps the LLM "
@@ -268,15 +267,15 @@ def _why(s: Setting, opt: Choice, *, inverse: bool, discrete: Choice | None = No
         parts.append(f"visual tokens at the most allowed ({v_hi:g})")
     if np.isclose(opt.llm_params, n_lo, rtol=1e-6):
         parts.append(f"the LLM size is at the bottom of the allowed range "
-                     f"({fmt_params(n_lo)})")
+                     f"({format_params(n_lo)})")
     if inverse:
         parts.append("this is the cheapest point of the optimal frontier that reaches the target")
     if discrete is not None:
         rel = ("smaller than" if discrete.llm_params < opt.llm_params * (1 - 1e-6) else
                "larger than" if discrete.llm_params > opt.llm_params * (1 + 1e-6) else "equal to")
-        parts.append(f"from the menu, the best pick's LLM ({fmt_params(discrete.llm_params)}) is "
-                     f"{rel} the continuous optimum's ({fmt_params(opt.llm_params)}) and it uses "
-                     f"{discrete.visual_tokens:.3g} visual tokens (optimum "
+        parts.append(f"from the menu, the best pick's LLM ({format_params(discrete.llm_params)})"
+                     f" is {rel} the continuous optimum's ({format_params(opt.llm_params)}) and it "
+                     f"uses {discrete.visual_tokens:.3g} visual tokens (optimum "
                      f"{opt.visual_tokens:.3g})")
     return "; ".join(parts) + "."
 
@@ -288,8 +287,8 @@ def _warnings(s: Setting, choices: Sequence[Choice]) -> list[str]:
         (n_lo, n_hi), _ = fit
         for c in choices:
             if c.llm_params > 2 * n_hi or c.llm_params < n_lo / 2:
-                out.append(f"{fmt_params(c.llm_params)} params is outside the sizes the law "
-                           f"was fitted on ({fmt_params(n_lo)}-{fmt_params(n_hi)}): "
+                out.append(f"{format_params(c.llm_params)} params is outside the sizes the law "
+                           f"was fitted on ({format_params(n_lo)}-{format_params(n_hi)}): "
                            "an extrapolation")
                 break
     gpu = s.pricer.gpu
@@ -297,7 +296,7 @@ def _warnings(s: Setting, choices: Sequence[Choice]) -> list[str]:
         cap = float(getattr(gpu, "memory_bytes", np.inf))
         for c in choices:
             if c.memory_bytes > cap:
-                out.append(f"{c.llm or fmt_params(c.llm_params) + ' params'} needs "
+                out.append(f"{c.llm or format_params(c.llm_params) + ' params'} needs "
                            f"{c.memory_bytes / 1e9:.3g} GB (weights + KV cache), more than one "
                            f"{s.pricer.gpu_name} ({cap / 1e9:.3g} GB); add --max-memory-gb "
                            f"{cap / 1e9:.3g} to require a fit")
@@ -308,7 +307,7 @@ def _warnings(s: Setting, choices: Sequence[Choice]) -> list[str]:
 def _menu_infeasible(table: MenuTable, budget: float) -> str:
     cheapest_i = int(np.nanargmin(table.quantities["flops"]))
     c = table
-    what = c.names[cheapest_i] or f"{fmt_params(c.llm_params[cheapest_i])} params"
+    what = c.names[cheapest_i] or f"{format_params(c.llm_params[cheapest_i])} params"
     reasons = sorted({v for v in table.violates if v})
     return (f"no configuration of the menu is feasible at {budget:.4g} FLOPs (limits broken: "
             f"{', '.join(reasons)}); the cheapest is {what} with "

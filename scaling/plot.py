@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.units import format_quantity
+from scaling.units import format_params, format_quantity
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
 FORMATS = ("png", "svg", "pdf")
@@ -311,12 +311,6 @@ def _legend_outside(fig: Any, axes: Sequence[Any]) -> None:
 # --------------------------------------------------------------------------- labels
 
 
-def _size_label(llm_params: float) -> str:
-    from scaling.frontier import fmt_params
-
-    return fmt_params(float(llm_params))
-
-
 def _flops_label(x: float) -> str:
     return format_quantity(float(x), unit="FLOP").replace(" ", "")
 
@@ -436,7 +430,7 @@ def _scatter_by_size(ax: Any, x, y, points: Measured, sizes: np.ndarray, *, gid:
             color = OKABE_ITO[i % len(OKABE_ITO)]
             ax.scatter(x[keep], y[keep], s=22, marker=MARKERS[i % len(MARKERS)], zorder=3,
                        facecolors="none" if held else color, edgecolors=color, linewidths=1.0,
-                       label=f"{_size_label(sizes[i])} measured"
+                       label=f"{format_params(sizes[i])} measured"
                        + (" (size held out in validation)" if held else ""),
                        gid=f"{gid}-{i}-{int(held)}")
 
@@ -482,7 +476,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
             for i, n in enumerate(sizes_):
                 x = np.asarray(s.pricer.flops(n, v), float)
                 y = offset + sign * np.asarray(law.predict(n / 1e9, v), float)
-                label = f"{_size_label(n)} (law)"
+                label = f"{format_params(n)} (law)"
                 ax.plot(x, y, color=OKABE_ITO[i % len(OKABE_ITO)], lw=1.6, label=label,
                         gid=f"curve-{k}-{i}")
                 curves[label] = (x, y)
@@ -509,7 +503,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
                 mx, my = float(best.flops), offset + sign * float(best.predicted_error)
                 _star(ax, mx, my, gid=f"optimum-{k}",
                       label=f"planner optimum at C = {_flops_label(budget)}")
-                ax.annotate(f"N = {_size_label(best.llm_params)}\nV = {best.visual_tokens:.3g}",
+                ax.annotate(f"N = {format_params(best.llm_params)}\nV = {best.visual_tokens:.3g}",
                             (mx, my), xytext=(8, 8), textcoords="offset points", fontsize=7,
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999",
                                   "lw": 0.5})
@@ -583,7 +577,7 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                     my = offset + sign * float(best.predicted_error)
                     _star(ax, vstar, my, gid=f"optimum-{k}-{i}", label=None, color=color,
                           edge=FRONTIER_COLOR)
-                    ax.annotate(f"V* = {vstar:.3g}, N = {_size_label(best.llm_params)}",
+                    ax.annotate(f"V* = {vstar:.3g}, N = {format_params(best.llm_params)}",
                                 (vstar, my), xytext=(8, 0), textcoords="offset points",
                                 fontsize=7, va="center", zorder=7,
                                 bbox={"boxstyle": "round,pad=0.15", "fc": "white",
@@ -717,7 +711,7 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
             for i, n in enumerate(sizes_):
                 color = OKABE_ITO[i % len(OKABE_ITO)]
                 y = offset + sign * np.asarray(law.predict(n / 1e9, v), float)
-                label = f"{_size_label(n)} (law)"
+                label = f"{format_params(n)} (law)"
                 ax.plot(v, y, color=color, lw=1.5, label=label, gid=f"curve-{k}-{i}")
                 if has_draws:
                     pred = offset + sign * np.asarray(law.predict_draws(n / 1e9, v), float)

@@ -59,3 +59,11 @@ def format_quantity(value: float, *, unit: str = "") -> str:
         if abs(value) >= factor:
             return f"{value / factor:.3g} {suffix}{unit}"
     return f"{value:.3g} {unit}".rstrip()
+
+
+def format_params(value: float) -> str:
+    """A parameter count as model names write it: 7e9 -> '7B', 5e8 -> '500M', 3.6e5 -> '360K'."""
+    for suffix, factor in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"

@@ -10,6 +10,7 @@ import typer
 from scaling.cli import app
 from scaling.cli._common import console, guarded, print_json
 from scaling.errors import ScalingError
+from scaling.units import format_params
 
 METRIC_HELP = ("Metric to fit: a column (wide table) or benchmark (tidy benchmark+score "
                "table). Repeat it (--metric gqa --metric pope) or write mean:gqa,pope to fit "
@@ -110,7 +111,7 @@ def _report(r: Any, *, title: str) -> None:
     hold = v.get("holdout_largest")
     if hold and "skipped" not in hold:
         t = Table("visual_tokens", "observed", "predicted", "error", "rel. error", box=None,
-                  title=f"held out: largest LLM ({hold['held_out_llm_params'] / 1e9:g}B), "
+                  title=f"held out: largest LLM ({format_params(hold['held_out_llm_params'])}), "
                         "fitted on the others", title_justify="left")
         for p in hold["points"]:
             t.add_row(f"{p['visual_tokens']:g}", f"{p['observed']:.4f}", f"{p['predicted']:.4f}",
@@ -122,7 +123,8 @@ def _report(r: Any, *, title: str) -> None:
         console.print(f"hold-out skipped: {hold['skipped']}")
     loso = v.get("leave_one_size_out")
     if loso and "skipped" not in loso:
-        folds = ", ".join(f"{f['llm_params'] / 1e9:g}B {f['rmse']:.4f}" for f in loso["folds"])
+        folds = ", ".join(f"{format_params(f['llm_params'])} {f['rmse']:.4f}"
+                          for f in loso["folds"])
         console.print(f"leave-one-size-out RMSE {loso['rmse']:.4g}  ({folds})")
     if "auto" in v:
         cands = ", ".join(f"{k} {_num(c['cv_rmse'])}" for k, c in v["auto"]["candidates"].items())

@@ -52,11 +52,11 @@ def _si(x: float | None, unit: str = "") -> str:
 
 
 def _config_line(c: Any) -> str:
-    from scaling.frontier import fmt_params
+    from scaling.units import format_params
 
-    size = fmt_params(c.llm_params)
+    size = format_params(c.llm_params)
     if c.llm:
-        real = f", {fmt_params(c.llm_params_actual)} real" if math.isfinite(
+        real = f", {format_params(c.llm_params_actual)} real" if math.isfinite(
             c.llm_params_actual) and abs(c.llm_params_actual / c.llm_params - 1) > 0.005 else ""
         size = f"{c.llm} ({size} params{real})"
     else:
@@ -126,7 +126,7 @@ def _print_plan(p: Any) -> None:
                       f" and {_si(n['median'])} params ({_si(n['interval'][0])}-"
                       f"{_si(n['interval'][1])})", highlight=False)
     if p.alternatives:
-        from scaling.frontier import fmt_params
+        from scaling.units import format_params
 
         t = Table(title="Runners-up" if p.target_accuracy is None else "Next cheapest",
                   title_justify="left")
@@ -136,7 +136,7 @@ def _print_plan(p: Any) -> None:
         if show_p:
             t.add_column("P(opt)", justify="right")
         for c in p.alternatives:
-            row = [c.llm or fmt_params(c.llm_params), f"{c.visual_tokens:.3g}",
+            row = [c.llm or format_params(c.llm_params), f"{c.visual_tokens:.3g}",
                    f"{c.predicted_accuracy:.2%}", _si(c.flops), _si(c.kv_cache_bytes, "B"),
                    _si(c.memory_bytes, "B"),
                    "-" if not math.isfinite(c.latency_s) else f"{c.latency_s * 1e3:.3g} ms"]
@@ -152,11 +152,11 @@ def _print_plan(p: Any) -> None:
 def _print_mix(m: Any) -> None:
     from rich.table import Table
 
-    from scaling.frontier import fmt_params
+    from scaling.units import format_params
 
     console.print(f"[bold]Task mix[/bold] at {_si(m.budget_flops, 'FLOPs')} per request on "
-                  f"average ({m.cost_model} cost): one {fmt_params(m.llm_params)}-parameter LLM, "
-                  "tokens per task", highlight=False)
+                  f"average ({m.cost_model} cost): one {format_params(m.llm_params)}-parameter "
+                  "LLM, tokens per task", highlight=False)
     t = Table()
     for col in ("task", "weight", "tokens", "accuracy", "single-count tokens",
                 "single-count accuracy"):
@@ -168,7 +168,7 @@ def _print_mix(m: Any) -> None:
     console.print(t)
     console.print(f"expected accuracy {1 - m.expected_error:.3%} with per-task tokens vs "
                   f"{1 - m.single_expected_error:.3%} with the best single token count "
-                  f"({m.single_visual_tokens:.3g} tokens, {fmt_params(m.single_llm_params)} "
+                  f"({m.single_visual_tokens:.3g} tokens, {format_params(m.single_llm_params)} "
                   f"params): gain {m.gain * 100:.3f} accuracy points "
                   f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
 

@@ -158,7 +158,7 @@ def plot_command(
     if json_out:
         print_json(summary)
         return
-    from scaling.frontier import fmt_params
+    from scaling.units import format_params
 
     console.print(f"wrote {result.output}: {kind}, {summary['curves']} curves, "
                   f"{summary['points']} measured points (law: {summary['law']}; "
@@ -166,7 +166,7 @@ def plot_command(
                   soft_wrap=True)
     for o in summary["optima"]:
         console.print(f"  planner optimum at {o['flops']:.4g} FLOPs: N = "
-                      f"{fmt_params(o['llm_params'])} params, V = {o['visual_tokens']:.3g} "
+                      f"{format_params(o['llm_params'])} params, V = {o['visual_tokens']:.3g} "
                       f"visual tokens, predicted error {o['predicted_error']:.4f}",
                       markup=False, highlight=False, soft_wrap=True)
     for w in result.warnings:
