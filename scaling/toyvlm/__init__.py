@@ -1,0 +1,13 @@
+"""A CPU-trainable tiny VLM on synthetic scenes: the whole study (sweep -> fit -> plan) on a laptop.
+
+Synthetic scenes and questions (:mod:`.data`), a frozen conv encoder with cached features
+(:mod:`.encoder`), six token compressors (:mod:`.compressors`), the LLaVA-shaped model
+(:mod:`.model`), training (:mod:`.train`) and the sweep evaluator :func:`evaluate`
+(``evaluator: {kind: toyvlm}`` in a sweep spec). torch is imported by this package only.
+"""
+
+from scaling.toyvlm.compressors import COMPRESSORS, make_compressor
+from scaling.toyvlm.evaluate import evaluate
+from scaling.toyvlm.model import SIZES, ToyVLM, lm_size
+
+__all__ = ["COMPRESSORS", "SIZES", "ToyVLM", "evaluate", "lm_size", "make_compressor"]
