@@ -21,7 +21,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "scaling.errors": ["ScalingError"],
     "scaling.units": ["parse_flops", "parse_params", "format_quantity"],
-    "scaling.law": ["LAWS", "PAPER_LAW", "FittedLaw", "LawForm", "get_law"],
+    "scaling.law": ["LAWS", "PAPER_LAW", "FittedLaw", "LawForm", "get_law",
+                    "optimal_visual_tokens"],
     "scaling.arch": ["LLMSpec", "EncoderSpec", "ProjectorSpec", "VLMSpec", "LLMStack", "get_llm",
                      "get_encoder", "get_projector", "llm_family", "from_hf_config",
                      "stack_llms"],

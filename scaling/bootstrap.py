@@ -27,7 +27,7 @@ import numpy as np
 from scaling import varpro
 from scaling.data import SweepData
 from scaling.errors import ScalingError
-from scaling.law import get_law
+from scaling.law import get_law, optimal_visual_tokens
 from scaling.optimize import MAX_EXPONENT, assemble, param_bounds, polish
 
 SCHEMES = ("case", "config", "size")
@@ -141,15 +141,10 @@ def derived_quantities(law: str, params: dict[str, float], draws: np.ndarray | N
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(beta > 0, alpha / np.where(beta > 0, beta, 1.0), np.inf)
 
-    def v_star(alpha, beta, q):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(alpha > beta, beta * q / np.where(alpha > beta, alpha - beta, 1.0),
-                            np.inf)
-
     funcs = {"alpha/beta": ratio}
     if law in ("product", "loglinear"):
         for q in text_tokens:
-            funcs[f"V*(Q={q})"] = lambda a, b, q=q: v_star(a, b, q)
+            funcs[f"V*(Q={q})"] = lambda a, b, q=q: optimal_visual_tokens(a, b, q)
     out: dict[str, dict[str, object]] = {}
     for name, fn in funcs.items():
         entry: dict[str, object] = {"value": float(fn(np.float64(params["alpha"]),

@@ -79,6 +79,22 @@ def _loglinear_basis(N, T):
 
 INF = float("inf")
 
+
+def optimal_visual_tokens(alpha, beta, text_tokens):
+    """``V* = beta Q / (alpha - beta)``: the token count minimising Y at fixed paper FLOPs.
+
+    On the budget line ``2 N (Q + V) = C`` the product law gives
+    ``Y - D = a (C/2)^-alpha (Q + V)^alpha V^-beta``, whose minimum over ``V`` is at
+    ``V* = beta Q / (alpha - beta)`` (Li et al. 2025, sec. 3.3); the loglinear law has the
+    same stationary point. When ``alpha <= beta`` error falls with every extra token, so the
+    optimum is the most tokens allowed: ``inf``. Vectorised over all three arguments.
+    """
+    alpha, beta, q = (np.asarray(x, float) for x in (alpha, beta, text_tokens))
+    wins = alpha > beta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_star = np.where(wins, beta * q / np.where(wins, alpha - beta, 1.0), np.inf)
+    return float(v_star) if v_star.ndim == 0 else v_star
+
 LAWS: dict[str, LawForm] = {
     "product": LawForm(
         name="product",

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scaling.law import optimal_visual_tokens
 from scaling.pricing import Pricer
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -203,7 +204,7 @@ def closed_form(law, pricer: Pricer, limits: Limits, budgets) -> Optimum:
     alpha, beta = float(p["alpha"]), float(p["beta"])
     Q = pricer.prompt_tokens
     (n_lo, n_hi), (v_lo, v_hi) = limits.llm_range, limits.token_range
-    v_star = beta * Q / (alpha - beta) if alpha > beta else INF
+    v_star = optimal_visual_tokens(alpha, beta, Q)
     with np.errstate(divide="ignore"):
         v_cap = C / (2.0 * n_hi) - Q           # below it the budget line has N > N_hi
         v_floor = C / (2.0 * n_lo) - Q         # above it the budget line has N < N_lo

@@ -37,7 +37,7 @@ from scaling.frontier import (  # noqa: F401  (Frontier, frontier: re-exported)
     smallest_budget,
     solve,
 )
-from scaling.law import PAPER_LAW
+from scaling.law import PAPER_LAW, optimal_visual_tokens
 from scaling.menu import Menu, MenuTable, evaluate, optimal_shares, rank
 from scaling.optimum import Optimum, llm_cap
 from scaling.units import format_params, format_quantity, parse_flops, parse_params
@@ -235,7 +235,7 @@ def _why(s: Setting, opt: Choice, *, inverse: bool, discrete: Choice | None = No
                     parts.append("with no text tokens every FLOP spent on tokens is taken from "
                                  "the LLM, so the fewest visual tokens win")
                 else:
-                    v_star = beta * Q / (alpha - beta)
+                    v_star = optimal_visual_tokens(alpha, beta, Q)
                     parts.append(f"the {Q:g} text tokens are paid for anyway, so tokens are "
                                  f"cheap up to V* = beta*Q/(alpha-beta) = {v_star:.3g}")
         else:

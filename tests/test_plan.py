@@ -305,3 +305,14 @@ def test_frontier_is_vectorised_plan():
     assert np.all(np.diff(f.predicted_error[ok]) < 0)       # more budget, less error
     g = frontier(None, budgets, text_tokens=50, method="numeric")
     np.testing.assert_allclose(g.visual_tokens[ok], f.visual_tokens[ok], rtol=1e-6)
+
+
+def test_optimal_visual_tokens_is_the_paper_formula():
+    """V* = beta*Q/(alpha-beta) (Li et al. 2025, sec. 3.3); inf when alpha <= beta."""
+    from scaling.law import optimal_visual_tokens
+
+    assert optimal_visual_tokens(0.0768, 0.0157, 50) == pytest.approx(0.0157 * 50 / 0.0611)
+    assert optimal_visual_tokens(0.0768, 0.0157, 0) == 0.0
+    assert optimal_visual_tokens(0.029, 0.048, 50) == float("inf")
+    out = optimal_visual_tokens(np.array([0.08, 0.01]), np.array([0.02, 0.02]), 10)
+    assert out[0] == pytest.approx(10 / 3) and np.isinf(out[1])
