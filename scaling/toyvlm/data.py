@@ -1,14 +1,18 @@
 """Synthetic scenes, a built-in bitmap font and one-token-answer questions (numpy, seeded).
 
 A scene is a ``96 x 96`` RGB image on a ``12 x 12`` grid of ``8 x 8``-pixel cells. It holds
-2-5 coloured shapes (distinct colours; shapes may repeat) and one string of 3 characters
-drawn with a 5x7 bitmap font, each object filling a ``2 x 2``-cell box at a cell-aligned
-position. Questions come in two families:
+2-5 coloured shapes (distinct colours; shapes may repeat), each filling a ``2 x 2``-cell box
+at a cell-aligned position, and one line of text: :data:`STRING_LEN` characters of a 5x7
+bitmap font, one character per cell, every other cell from column :data:`TEXT_COL` (a
+random row). Questions come in two families:
 
 - ``reasoning``: existence (``is there a red circle ?``), colour of a unique shape, shape of
-  a colour, count of a shape, and relative position of two objects (left of / above).
-  Coarse information suffices; relations need the model to locate and compare.
-- ``text``: ``what is character k of the text ?``: needs the detail of one 2x2-cell box.
+  a colour, count of a shape, and relative position of two objects (left of / above, asked
+  only of pairs whose boxes do not overlap along that axis, so every answer is defined).
+  Coarse information suffices; relations need to locate and compare two objects.
+- ``text``: ``what is character k of the text ?``: the detail of one cell. A visual token
+  that averages a region of ``s x s`` cells mixes about ``s / 2`` characters of the line, so
+  reading needs tokens whatever the decoder.
 
 Every answer is one token from :data:`VOCAB`. Everything is a pure function of a seed.
 """
@@ -22,8 +26,11 @@ import numpy as np
 IMAGE = 96
 CELL = 8
 GRID = IMAGE // CELL  # 12 cells per side
-BOX = 2  # an object spans BOX x BOX cells
-STRING_LEN = 3
+BOX = 2  # a shape spans BOX x BOX cells
+STRING_LEN = 5  # characters of the text line, one cell each
+TEXT_STRIDE = 2  # cells from one character to the next
+TEXT_COL = 1  # column of the first character
+TEXT_WIDTH = TEXT_STRIDE * (STRING_LEN - 1) + 1  # cells the line spans
 QUESTION_LEN = 8  # questions are left-padded to this many tokens
 
 COLOURS = {
@@ -100,9 +107,9 @@ _SHAPE_MASKS = {s: _shape_mask(s) for s in SHAPES}
 
 
 def _char_mask(char: str) -> np.ndarray:
-    """The 5x7 glyph scaled x2 (10x14 pixels) centred in a 16x16 box."""
-    m = np.zeros((BOX * CELL, BOX * CELL), bool)
-    m[1:15, 3:13] = np.kron(_glyph(char), np.ones((2, 2), bool))
+    """The 5x7 glyph in one 8x8 cell."""
+    m = np.zeros((CELL, CELL), bool)
+    m[0:7, 1:6] = _glyph(char)
     return m
 
 
@@ -120,8 +127,10 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """2-5 shapes of distinct colours and one 3-character string, non-overlapping boxes."""
+    """2-5 shapes of distinct colours and one line of text in a random row, no overlaps."""
     occupied = np.zeros((GRID, GRID), bool)
+    text_row, text_col = int(rng.integers(0, GRID)), TEXT_COL
+    occupied[text_row, text_col:text_col + TEXT_WIDTH] = True
 
     def place(h: int, w: int) -> tuple[int, int]:
         while True:
@@ -130,7 +139,6 @@ def sample_scene(rng: np.random.Generator) -> Scene:
                 occupied[r:r + h, c:c + w] = True
                 return r, c
 
-    text_row, text_col = place(BOX, BOX * STRING_LEN)
     text = "".join(rng.choice(CHARS, size=STRING_LEN))
     n = int(rng.integers(2, 6))
     colours = rng.choice(list(COLOURS), size=n, replace=False)
@@ -145,7 +153,8 @@ def render(scene: Scene, rng: np.random.Generator, *, noise: float = 0.05):
     """The image ``(3, 96, 96)`` float32 and dense per-cell labels ``(4, 12, 12)`` int64.
 
     Label planes: colour (0 none, 1..6), shape (0 none, 1..4), character (0 none, 1..16),
-    part (0 none, 1..4: which cell of its 2x2 box) -- what the encoder is pretrained on.
+    part (0 none, 1..4: which cell of its 2x2 box, 1 for a character) -- what the encoder
+    is pretrained on.
     """
     img = np.zeros((IMAGE, IMAGE, 3), np.float32)
     labels = np.zeros((4, GRID, GRID), np.int64)
@@ -160,11 +169,11 @@ def render(scene: Scene, rng: np.random.Generator, *, noise: float = 0.05):
         labels[3, r:r + BOX, c:c + BOX] = part
     grey = float(rng.uniform(0.75, 1.0))
     for k, char in enumerate(scene.text):
-        r, c = scene.text_row, scene.text_col + BOX * k
+        r, c = scene.text_row, scene.text_col + TEXT_STRIDE * k
         y, x = r * CELL, c * CELL
-        img[y:y + BOX * CELL, x:x + BOX * CELL][_CHAR_MASKS[char]] = grey
-        labels[2, r:r + BOX, c:c + BOX] = CHARS.index(char) + 1
-        labels[3, r:r + BOX, c:c + BOX] = part
+        img[y:y + CELL, x:x + CELL][_CHAR_MASKS[char]] = grey
+        labels[2, r, c] = CHARS.index(char) + 1
+        labels[3, r, c] = 1
     img += rng.normal(0.0, noise, img.shape).astype(np.float32)
     return np.clip(img, 0, 1).transpose(2, 0, 1).copy(), labels
 
@@ -207,9 +216,9 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[tuple[str, list[in
     # count of a shape
     s = SHAPES[int(rng.integers(len(SHAPES)))]
     add("count", ["how", "many", s, "are", "there", "?"], str(counts[s]))
-    # relations between two objects that differ along the axis
+    # relations between two objects whose boxes do not overlap along the axis
     for kind, axis, words in (("left", 3, ["left", "of"]), ("above", 2, ["above"])):
-        pairs = [(a, b) for a in shapes for b in shapes if a[axis] != b[axis]]
+        pairs = [(a, b) for a in shapes for b in shapes if abs(a[axis] - b[axis]) >= BOX]
         if pairs:
             a, b = pairs[int(rng.integers(len(pairs)))]
             add(kind, ["is", a[0], *words, b[0], "?"], "yes" if a[axis] < b[axis] else "no")
@@ -247,6 +256,20 @@ def make_split(n_images: int, seed: int) -> Split:
             types.append(QUESTION_TYPES.index(kind))
     return Split(images, labels, np.array(idx, np.int64), np.array(qs, np.int64),
                  np.array(ans, np.int64), np.array(types, np.int64))
+
+
+def questions_on(split: Split, images: np.ndarray | None = None,
+                 family: str | None = None) -> Split:
+    """The questions of ``split`` asked about the images whose index is in ``images`` (all
+    when None) and of question family ``family`` (all when None); the image arrays and
+    indices are kept as they are."""
+    keep = np.ones(len(split.answer), bool) if images is None else \
+        np.isin(split.image_index, images)
+    if family is not None:
+        types = [i for i, t in enumerate(QUESTION_TYPES) if FAMILY[t] == family]
+        keep &= np.isin(split.qtype, types)
+    return Split(split.images, split.labels, split.image_index[keep], split.question[keep],
+                 split.answer[keep], split.qtype[keep])
 
 
 def prior_accuracy(train: Split, test: Split) -> dict[str, float]:

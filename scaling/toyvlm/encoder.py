@@ -41,7 +41,7 @@ class EncoderSettings:
     lr: float = 3e-3
     background_weight: float = 0.1
     seed: int = 0
-    version: int = 2
+    version: int = 3
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()

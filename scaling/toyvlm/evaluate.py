@@ -3,47 +3,57 @@
 ``evaluate(config)`` receives the sweep runner's config dict (see
 :mod:`scaling.sweep.evaluators`): the axis values ``llm`` (a size name from
 :data:`scaling.toyvlm.model.SIZES`, or free parameters ``width`` and ``depth``),
-``visual_tokens``, ``compressor`` (default ``avgpool``), ``seed`` (default 0), and
-``options`` from the spec:
+``visual_tokens``, ``compressor`` (default ``avgpool``), ``seed`` (default 0), ``task``
+(``reasoning`` or ``text``: the question family to train and score; without it, one model
+per family, trained one after the other), and ``options`` from the spec:
 
 ========================  ========  ==================================================
 option                    default   meaning
 ========================  ========  ==================================================
-``steps``                 1500      optimiser steps (a fixed budget for every grid point)
-``batch``                 128       questions per step
-``lr``                    2e-3      peak learning rate (AdamW, warm-up + cosine)
+``max_steps``             6000      optimiser steps at most (training stops earlier at a
+                                    plateau of the validation loss: :mod:`.train`)
+``batch``                 64        questions per step
+``lr``                    2e-3      peak learning rate (AdamW, warm-up, drops on plateaus)
 ``weight_decay``          0.01
+``eval_every``            200       steps between validation evaluations
+``patience``              3         evaluations without improvement that make a plateau
 ``n_train`` / ``n_test``  6000/1000 scenes in the train / held-out test split
+``n_val``                 400       train scenes held out for early stopping
 ``data_seed``             0         scenes (the test split uses ``data_seed + 1000003``)
 ``encoder_steps``         800       encoder pre-training steps on the dense labels
 ``encoder_channels``      48        encoder conv width (small values: fast test encoders)
 ``cache_dir``             ~/.cache/scaling/toyvlm (or ``$SCALING_CACHE/toyvlm``)
 ========================  ========  ==================================================
 
-It returns one row per question family (``task`` = ``reasoning`` | ``text``) with
+It returns one row per question family trained (``task`` = ``reasoning`` | ``text``) with
 ``accuracy``, ``chance`` (majority answer per question type, what ignoring the image gets),
 ``llm_params`` (the decoder LM's parameters, embeddings included), ``total_params``
-(encoder + compressor + projector + LM), ``visual_tokens``, ``train_time_s``, per-type
-accuracies ``acc_<type>``, and ``llm_spec`` (the decoder as LLMSpec fields, for the exact
-cost). Same config, same numbers: every random choice comes from ``seed``, one torch thread.
+(encoder + compressor + projector + LM), ``visual_tokens``, ``train_time_s``, the training
+record (``train_steps`` taken, ``best_step`` kept, ``stopped`` = ``plateau`` or
+``max_steps``, ``val_loss``, ``curve``: the learning curve as a JSON string, see
+:func:`curve_json`), per-type accuracies ``acc_<type>``, and ``llm_spec`` (the decoder
+as LLMSpec fields, for the exact cost). Same config, same numbers: every random choice
+comes from ``seed``, one torch thread.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from scaling.errors import ScalingError
 from scaling.toyvlm import data
 from scaling.toyvlm.encoder import EncoderSettings, Features, feature_cache
 from scaling.toyvlm.model import ToyVLM, count, llm_spec, lm_size
-from scaling.toyvlm.train import TrainSettings, accuracy, train
+from scaling.toyvlm.train import TrainResult, TrainSettings, accuracy, train
 
-OPTIONS = ("steps", "batch", "lr", "weight_decay", "n_train", "n_test", "data_seed",
-           "encoder_steps", "encoder_channels", "cache_dir")
+OPTIONS = ("max_steps", "batch", "lr", "weight_decay", "eval_every", "patience", "n_train",
+           "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels", "cache_dir")
 
 
 @functools.lru_cache(maxsize=2)
@@ -68,6 +78,16 @@ def _options(config: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def curve_json(result: TrainResult) -> str:
+    """The learning curve as compact JSON: ``{"step": [...], "train_loss": [...],
+    "val_loss": [...], "val_accuracy": [...]}`` (one entry per validation evaluation)."""
+    return json.dumps({"step": [p.step for p in result.curve],
+                       "train_loss": [round(p.train_loss, 4) for p in result.curve],
+                       "val_loss": [round(p.val_loss, 4) for p in result.curve],
+                       "val_accuracy": [round(p.val_accuracy, 4) for p in result.curve]},
+                      separators=(",", ":"))
+
+
 def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Train and score one toy VLM; one row per question family (see the module doc)."""
     torch.set_num_threads(1)
@@ -85,25 +105,39 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
     cache_dir = opts.get("cache_dir")
     features, train_x, test_x, chance = _features(enc, str(Path(cache_dir).expanduser())
                                                   if cache_dir else None)
-    settings = TrainSettings(steps=int(opts.get("steps", 1500)), batch=int(opts.get("batch", 128)),
-                             lr=float(opts.get("lr", 2e-3)),
-                             weight_decay=float(opts.get("weight_decay", 0.01)), seed=seed)
-    torch.manual_seed(seed)
-    model = ToyVLM(size, visual_tokens=visual_tokens, compressor=compressor,
-                   feat_dim=train_x.shape[-1])
-    result = train(model, train_x, features.train_split, settings)
-    scores = accuracy(model, test_x, features.test_split)
-    llm_params = count(model.lm)
-    total = features.encoder_params + count(model)
+    default = TrainSettings()
+    settings = TrainSettings(
+        max_steps=int(opts.get("max_steps", default.max_steps)),
+        batch=int(opts.get("batch", default.batch)), lr=float(opts.get("lr", default.lr)),
+        weight_decay=float(opts.get("weight_decay", default.weight_decay)),
+        eval_every=int(opts.get("eval_every", default.eval_every)),
+        patience=int(opts.get("patience", default.patience)), seed=seed)
+    n_val = int(opts.get("n_val", 400))
+    if not 0 < n_val < enc.n_train:
+        raise ScalingError(f"toyvlm n_val must be between 1 and n_train - 1 = "
+                           f"{enc.n_train - 1}, got {n_val}")
+    fit_images = np.arange(enc.n_train - n_val)
+    held_out = np.arange(enc.n_train - n_val, enc.n_train)
+    task = config.get("task")
+    if task is not None and task not in data.FAMILIES:
+        raise ScalingError(f"toyvlm task must be one of {', '.join(data.FAMILIES)}, got "
+                           f"{task!r}")
     rows = []
-    for family in data.FAMILIES:
-        types = [t for t in data.QUESTION_TYPES if data.FAMILY[t] == family]
+    for family in [task] if task else data.FAMILIES:
+        torch.manual_seed(seed)
+        model = ToyVLM(size, visual_tokens=visual_tokens, compressor=compressor,
+                       feat_dim=train_x.shape[-1])
+        result = train(model, train_x, data.questions_on(features.train_split, fit_images, family),
+                       data.questions_on(features.train_split, held_out, family), settings)
+        scores = accuracy(model, test_x, data.questions_on(features.test_split, None, family))
         rows.append({
             "task": family, "accuracy": scores[family], "chance": chance[family],
-            "llm_params": llm_params, "total_params": total, "visual_tokens": visual_tokens,
-            "width": size.hidden, "depth": size.layers, "train_time_s": result.train_time_s,
-            "train_steps": result.steps, "final_loss": result.final_loss,
-            **{f"acc_{t}": scores[f"acc_{t}"] for t in types if f"acc_{t}" in scores},
+            "llm_params": count(model.lm), "total_params": features.encoder_params + count(model),
+            "visual_tokens": visual_tokens, "width": size.hidden, "depth": size.layers,
+            "train_time_s": result.train_time_s, "train_steps": result.steps,
+            "best_step": result.best_step, "stopped": result.stopped,
+            "val_loss": result.best_val_loss, "curve": curve_json(result),
+            **{k: v for k, v in scores.items() if k.startswith("acc_")},
             "llm_spec": llm_spec(size, name),
         })
     return rows

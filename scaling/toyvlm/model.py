@@ -1,11 +1,16 @@
 """The LLaVA-shaped toy VLM: frozen features -> compressor -> MLP projector -> decoder LM.
 
-The decoder LM is a pre-LayerNorm causal transformer (learned positions, tied input/output
-embeddings, GELU MLP of 4x width, heads of 16 channels). Its width and depth set N
-(:data:`SIZES` spans > 100x); the sequence is ``[V visual tokens][question tokens]`` and the
-answer is read from the last position, so the prompt holds ``V + QUESTION_LEN`` tokens.
-Depth is at least 2: with one layer the last position must attend to the image before it
-has read the question, and such a model stays at chance. The position table always has
+A 2-D position embedding (row code + column code) is added to every cell of the frozen
+feature grid before compression, so a compressed token keeps the coarse position of the
+region it summarises (without it, left-of/above questions cannot be answered from the
+tokens). The decoder LM is a pre-LayerNorm causal transformer (learned positions, tied
+input/output embeddings, GELU MLP of 4x width, heads of 16 channels). Its width and depth set
+N (:data:`SIZES` spans > 100x). The sequence is ``[question][V visual tokens][?]`` and the
+answer is read at the final ``?``: the prompt holds ``V + QUESTION_LEN`` tokens. The question
+comes first so that in a two- or three-layer decoder every visual token can already attend
+to it (is this the object asked about?); with the image first, the final position has to
+find the asked object in one hop after reading the question, which such shallow decoders
+learn far more slowly. Depth is at least 2. The position table always has
 ``144 + QUESTION_LEN`` rows (the most tokens any compressor emits) so a size's parameter
 count does not depend on V.
 """
@@ -110,9 +115,11 @@ class DecoderLM(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
 
-    def forward(self, prefix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, vocab)`` at the last position of ``[prefix][embed(tokens)]``."""
-        x = torch.cat([prefix, self.embed(tokens)], dim=1)
+    def forward(self, visual: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, vocab)`` at the last position of
+        ``[embed(tokens[:-1])][visual][embed(tokens[-1])]`` (the question, the image, its
+        closing ``?``)."""
+        x = torch.cat([self.embed(tokens[:, :-1]), visual, self.embed(tokens[:, -1:])], dim=1)
         x = x + self.pos[: x.shape[1]]
         for block in self.blocks:
             x = block(x)
@@ -127,7 +134,13 @@ class ToyVLM(nn.Module):
                  question_len: int = data.QUESTION_LEN):
         super().__init__()
         width, depth, heads = size.hidden, size.layers, size.heads
-        self.grid_pos = nn.Parameter(torch.randn(grid * grid, feat_dim) * 0.5)
+        # 2-D position embedding added to every cell before compression: a row code plus a
+        # column code (learned; initialised as linear ramps along random directions, so
+        # order along each axis is there from the start); a pooled region keeps the mean
+        # code of its cells, i.e. its coarse position
+        ramp = torch.linspace(-1.0, 1.0, grid)
+        self.row_pos = nn.Parameter(ramp[:, None, None] * torch.randn(1, 1, feat_dim))
+        self.col_pos = nn.Parameter(ramp[None, :, None] * torch.randn(1, 1, feat_dim))
         self.compressor = make_compressor(compressor, dim=feat_dim, grid=grid,
                                           visual_tokens=visual_tokens, vocab=vocab)
         self.size = size
@@ -139,7 +152,8 @@ class ToyVLM(nn.Module):
 
     def visual(self, features: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
         """The V projected visual tokens ``(B, V, width)``."""
-        tokens = self.compressor(features + self.grid_pos, question)
+        grid_pos = (self.row_pos + self.col_pos).flatten(0, 1)  # (H*W, D), row-major
+        tokens = self.compressor(features + grid_pos, question)
         assert tokens.shape[1] == self.visual_tokens, tokens.shape
         return self.projector(tokens)
 

@@ -1,14 +1,22 @@
-"""Training and scoring of one toy VLM on cached frozen features (one thread, seeded).
+"""Training of one toy VLM to a plateau on held-out data, and its scoring (one thread, seeded).
 
-Training samples ``batch`` questions uniformly from the train split each step (both
-families mixed, as they occur), minimises the answer token's cross-entropy with AdamW, a
-linear warm-up over the first 5% of steps then cosine decay, and gradient clipping at 1.
-Scoring is exact-match accuracy of the arg-max answer on every held-out question.
+Each step samples ``batch`` questions uniformly from the train split and minimises the
+answer token's cross-entropy with AdamW (linear warm-up over ``warmup`` steps, then a
+constant rate; gradients clipped at 1). The evaluator trains one model per question family:
+trained together, the text family's larger loss starves the reasoning family for thousands
+of steps. Every ``eval_every`` steps the model is scored on a validation split of scenes it
+never trains on. Early stopping on that split: when the validation loss has not improved by
+``min_delta`` (relative) for ``patience`` evaluations, the learning rate drops by ``decay``
+(at most ``drops`` times); after the last drop the next plateau ends training. The best
+checkpoint by validation loss is kept, so every grid point is scored at its own plateau
+whatever its sequence length, not at a fixed step count (``max_steps`` is a cap;
+:class:`TrainResult` says whether it was hit). Scoring is exact-match accuracy of the
+arg-max answer on every held-out question.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import time
 from dataclasses import dataclass
 
@@ -22,72 +30,125 @@ from scaling.toyvlm.model import ToyVLM
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 1500
-    batch: int = 128
+    max_steps: int = 6000
+    batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup: float = 0.05
+    warmup: int = 100
+    eval_every: int = 200
+    patience: int = 3
+    min_delta: float = 0.005
+    decay: float = 0.2
+    drops: int = 1
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One evaluation: ``step``, mean train loss since the previous one, validation loss and
+    validation accuracy."""
+
+    step: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
 
 
 @dataclass(frozen=True)
 class TrainResult:
     train_time_s: float
-    final_loss: float  # mean train loss over the last 10% of steps
-    steps: int
-
-
-def lr_at(step: int, s: TrainSettings) -> float:
-    """Linear warm-up to ``lr`` over ``warmup * steps`` steps, then cosine decay to 0."""
-    warm = max(1, int(s.warmup * s.steps))
-    if step < warm:
-        return s.lr * (step + 1) / warm
-    t = (step - warm) / max(1, s.steps - warm)
-    return s.lr * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def train(model: ToyVLM, feats: torch.Tensor, split: data.Split,
-          settings: TrainSettings) -> TrainResult:
-    """Fit ``model`` on ``split``'s questions over the image features ``feats (n, 144, d)``."""
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    question = torch.from_numpy(split.question)
-    answer = torch.from_numpy(split.answer)
-    image = torch.from_numpy(split.image_index)
-    tail, losses = max(1, settings.steps // 10), []
-    model.train()
-    t0 = time.perf_counter()
-    for step in range(settings.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, settings)
-        idx = torch.from_numpy(rng.integers(0, len(answer), settings.batch))
-        logits = model(feats[image[idx]], question[idx])
-        loss = F.cross_entropy(logits, answer[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step >= settings.steps - tail:
-            losses.append(loss.item())
-    return TrainResult(time.perf_counter() - t0, float(np.mean(losses)), settings.steps)
+    best_step: int  # the checkpoint kept (lowest validation loss)
+    steps: int  # steps taken
+    stopped: str  # "plateau" or "max_steps"
+    best_val_loss: float
+    curve: tuple[CurvePoint, ...]
 
 
 @torch.no_grad()
-def accuracy(model: ToyVLM, feats: torch.Tensor, split: data.Split, *,
-             batch: int = 1024) -> dict[str, float]:
-    """Exact-match accuracy per family (``reasoning``, ``text``) and per question type."""
+def predict(model: ToyVLM, feats: torch.Tensor, split: data.Split, *,
+            batch: int = 1024) -> tuple[np.ndarray, float]:
+    """Arg-max answers for every question of ``split`` and their mean cross-entropy."""
     model.eval()
     question = torch.from_numpy(split.question)
+    answer = torch.from_numpy(split.answer)
     image = torch.from_numpy(split.image_index)
-    pred = np.concatenate([
-        model(feats[image[i:i + batch]], question[i:i + batch]).argmax(-1).numpy()
-        for i in range(0, len(split.answer), batch)])
+    preds, loss = [], 0.0
+    for i in range(0, len(answer), batch):
+        logits = model(feats[image[i:i + batch]], question[i:i + batch])
+        loss += float(F.cross_entropy(logits, answer[i:i + batch], reduction="sum"))
+        preds.append(logits.argmax(-1).numpy())
+    model.train()
+    return np.concatenate(preds), loss / len(answer)
+
+
+def accuracy_by_type(pred: np.ndarray, split: data.Split) -> dict[str, float]:
+    """Exact-match accuracy over all questions (``all``), per family present (``reasoning``,
+    ``text``) and per question type present (``acc_<type>``)."""
     correct = pred == split.answer
     family = np.array([data.FAMILY[t] for t in data.QUESTION_TYPES])[split.qtype]
-    out = {f: float(correct[family == f].mean()) for f in data.FAMILIES}
+    out = {"all": float(correct.mean())}
+    out.update({f: float(correct[family == f].mean()) for f in data.FAMILIES
+                if (family == f).any()})
     for t, name in enumerate(data.QUESTION_TYPES):
         if (split.qtype == t).any():
             out[f"acc_{name}"] = float(correct[split.qtype == t].mean())
     return out
+
+
+def accuracy(model: ToyVLM, feats: torch.Tensor, split: data.Split) -> dict[str, float]:
+    """Exact-match accuracy of ``model`` on ``split`` (see :func:`accuracy_by_type`)."""
+    return accuracy_by_type(predict(model, feats, split)[0], split)
+
+
+def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split,
+          settings: TrainSettings) -> TrainResult:
+    """Fit ``model`` on ``split``'s questions over the image features ``feats (n, 144, d)``
+    until the loss on ``val`` (questions on other images of ``feats``) plateaus; the model is
+    left at its best validation checkpoint."""
+    s = settings
+    torch.manual_seed(s.seed)
+    rng = np.random.default_rng(s.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    question = torch.from_numpy(split.question)
+    answer = torch.from_numpy(split.answer)
+    image = torch.from_numpy(split.image_index)
+    best, best_step, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
+    lr, drops, bad, losses, curve = s.lr, 0, 0, [], []
+    stopped = "max_steps"
+    model.train()
+    t0 = time.perf_counter()
+    step = 0
+    while step < s.max_steps:
+        step += 1
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, step / max(1, s.warmup))
+        idx = torch.from_numpy(rng.integers(0, len(answer), s.batch))
+        loss = F.cross_entropy(model(feats[image[idx]], question[idx]), answer[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % s.eval_every and step < s.max_steps:
+            continue
+        pred, val_loss = predict(model, feats, val)
+        curve.append(CurvePoint(step, float(np.mean(losses)), val_loss,
+                                float((pred == val.answer).mean())))
+        losses = []
+        if val_loss < best * (1 - s.min_delta):
+            best, best_step, bad = val_loss, step, 0
+            best_state = copy.deepcopy(model.state_dict())
+            continue
+        if val_loss < best:  # a small gain: keep the checkpoint, still count a plateau step
+            best, best_step = val_loss, step
+            best_state = copy.deepcopy(model.state_dict())
+        bad += 1
+        if bad >= s.patience:
+            if drops >= s.drops:
+                stopped = "plateau"
+                break
+            lr, drops, bad = lr * s.decay, drops + 1, 0
+    model.load_state_dict(best_state)
+    return TrainResult(time.perf_counter() - t0, best_step, step, stopped, best,
+                       tuple(curve))
