@@ -22,10 +22,11 @@ from scaling.files import atomic_write
 
 
 def extreme_points(table) -> list[tuple[float, int]]:
-    """``(llm_params, visual_tokens)`` of the four corners of the grid in ``table``."""
+    """``(llm_params, visual_tokens)`` of the (up to four) corners of the grid in ``table``."""
     sizes = sorted(table["llm_params"].unique())
     tokens = sorted(table["visual_tokens"].unique())
-    return [(n, v) for n in (sizes[0], sizes[-1]) for v in (tokens[0], tokens[-1])]
+    return list(dict.fromkeys((n, v) for n in (sizes[0], sizes[-1])
+                              for v in (tokens[0], tokens[-1])))
 
 
 def plot_curves(table, path: str | Path, *, dpi: int = 120) -> Path:
