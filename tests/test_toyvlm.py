@@ -243,7 +243,7 @@ def test_training_stops_at_a_plateau_and_keeps_the_best_checkpoint(cache):
 
 def test_same_seed_same_accuracy(cache):
     config = {"llm": "toy-xs", "visual_tokens": 9, "compressor": "quecc",
-              "options": _options(cache, max_steps=40, eval_every=20)}
+              "options": _options(cache, max_steps=20, eval_every=10)}
     first = evaluate({**config, "seed": 1})
     again = evaluate({**config, "seed": 1})
     other = evaluate({**config, "seed": 2})

@@ -3,8 +3,8 @@
 Every ``toyvlm`` row carries its learning curve (column ``curve``, JSON written by
 :func:`scaling.toyvlm.evaluate.curve_json`). This draws, per question family, the curves of
 the extreme grid points (smallest and largest decoder x fewest and most visual tokens), one
-line per seed, with a dot at the checkpoint that was kept, so one can see that every point
-was scored at its own plateau::
+line per seed, with a dot at the checkpoint that was kept, so one can see whether each point
+reached its plateau or was stopped by the ``max_steps`` cap::
 
     python -m scaling.toyvlm.curves results/toyvlm.csv -o results/toyvlm_curves.png
 
