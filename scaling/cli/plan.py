@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, guarded, print_json
+from scaling.cli._common import choose_law, console, guarded, print_json
 from scaling.errors import ScalingError
 
 
@@ -23,22 +22,15 @@ def _load_law(path: Path | None, group: str | None, *, mix: bool) -> Any:
             raise ScalingError("--mix needs per-task laws: --law FILE.law.json from "
                                "`scaling fit ... --group-by task`")
         return None
-    from scaling.fit.fitter import load_laws
+    from scaling.fit import load_laws
 
-    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
-        law, label=path.name if name == "all" else f"{path.name} [{name}]")
-        for name, law in load_laws(path).items()}
+    laws = load_laws(path)
     if mix:
         return laws
-    if group is not None:
-        if group not in laws:
-            raise ScalingError(f"group {group!r} is not in {path}; it has "
-                               f"{', '.join(laws)}")
-        return laws[group]
-    if len(laws) == 1:
-        return next(iter(laws.values()))
-    raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
-                       "--group NAME, or plan a traffic mix with --mix name=weight,...")
+    if group is None and len(laws) > 1:
+        raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one "
+                           "with --group NAME, or plan a traffic mix with --mix name=weight,...")
+    return choose_law(laws, group, path)
 
 
 def _num(x: float | None, fmt: str = ".3g") -> str:
@@ -65,10 +57,10 @@ def _config_line(c: Any) -> str:
     return f"{size} with {c.visual_tokens:.3g} visual token{plural}"
 
 
-def _accuracy_line(c: Any) -> str:
+def _accuracy_line(c: Any, level: float) -> str:
     ci = ""
     if c.error_ci:
-        ci = f", 95% CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
+        ci = f", {level:.0%} CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
     return f"{c.predicted_accuracy:.1%} predicted (error {c.predicted_error:.4f}{ci})"
 
 
@@ -106,7 +98,7 @@ def _print_plan(p: Any) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("Use", f"{_config_line(answer)}  [{where}]")
-    grid.add_row("Accuracy", _accuracy_line(answer))
+    grid.add_row("Accuracy", _accuracy_line(answer, p.ci_level))
     grid.add_row("Cost", _cost_line(answer, p.gpu))
     if answer.p_optimal is not None:
         grid.add_row("Robustness", f"optimal in {answer.p_optimal:.0%} of bootstrap draws")
@@ -116,7 +108,7 @@ def _print_plan(p: Any) -> None:
     if p.discrete is not None:
         o = p.optimum
         console.print(f"\nContinuous optimum ({p.method}): {_config_line(o)}: "
-                      f"{_accuracy_line(o)}, {_si(o.flops, 'FLOPs')}", highlight=False,
+                      f"{_accuracy_line(o, p.ci_level)}, {_si(o.flops, 'FLOPs')}", highlight=False,
                       markup=False)
     u = p.uncertainty and p.uncertainty.get("optimum_across_draws")
     if u:

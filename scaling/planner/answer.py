@@ -11,7 +11,8 @@
   naming the smallest feasible budget or the binding limit;
 - the **inverse** question (``target_accuracy``): the cheapest configuration predicted to reach
   it (error ``<= 1 - target_accuracy``);
-- with a bootstrapped law, the **uncertainty**: a 95% interval on the predicted error of each
+- with a bootstrapped law, the **uncertainty**: an interval (at the level the law was fitted
+  with, its ``ci_level``; 90% by default) on the predicted error of each
   answer, the spread of the optimal ``(N, V)`` across draws and how often each menu choice is
   the best (all vectorised over draws).
 
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import PAPER_LAW, optimal_visual_tokens
+from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, interval, optimal_visual_tokens
 from scaling.planner.menu import Menu, MenuTable, evaluate, optimal_shares, rank
 from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
@@ -39,12 +40,11 @@ from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exp
     smallest_budget,
     solve,
 )
-from scaling.planner.solvers import Optimum, llm_cap
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE, Optimum, llm_cap
 from scaling.units import format_params, format_quantity, parse_flops, parse_params
 
 __all__ = ["Choice", "Frontier", "Plan", "frontier", "plan"]
 
-LEVEL = 0.95
 INF = float("inf")
 #: Sizes and token counts a published law was fitted on (warn when the plan leaves them).
 FIT_RANGES = {PAPER_LAW.label: ((0.5e9, 7e9), (1.0, 576.0))}
@@ -96,7 +96,7 @@ class Plan:
     batch: int = 1
     gpu: str | None = None
     llm_range: tuple[float, float] = (0.0, INF)
-    token_range: tuple[float, float] = (1.0, 576.0)
+    token_range: tuple[float, float] = DEFAULT_TOKEN_RANGE
     discrete: Choice | None = None
     alternatives: tuple[Choice, ...] = ()
     target_accuracy: float | None = None
@@ -109,6 +109,10 @@ class Plan:
     @property
     def law_label(self) -> str:
         return getattr(self.law, "label", "") or self.law.law
+
+    @property
+    def ci_level(self) -> float:
+        return ci_level(self.law)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,10 +154,9 @@ def _choice(s: Setting, N: float, V: float, Y: float, *, llm: str | None = None,
                   latency_s=f["latency_s"], binding=binding)
 
 
-def _interval(draws: np.ndarray) -> tuple[float, float]:
-    tail = (1 - LEVEL) / 2 * 100
-    lo, hi = np.nanpercentile(draws, [tail, 100 - tail])
-    return float(lo), float(hi)
+def ci_level(law) -> float:
+    """The interval level the law was fitted with (its artifact's ``ci_level``), else 90%."""
+    return float(getattr(law, "ci_level", None) or DEFAULT_CI_LEVEL)
 
 
 def _with_ci(law, c: Choice) -> Choice:
@@ -161,7 +164,7 @@ def _with_ci(law, c: Choice) -> Choice:
         return c
     draws = law.predict_draws(c.llm_params / 1e9, c.visual_tokens)
     return Choice(**{**{k: getattr(c, k) for k in c.__dataclass_fields__},
-                     "error_ci": _interval(np.asarray(draws, float).reshape(-1))})
+                     "error_ci": interval(draws, ci_level(law))})
 
 
 def _optimum_across_draws(s: Setting, budget: float) -> dict[str, Any] | None:
@@ -177,11 +180,11 @@ def _optimum_across_draws(s: Setting, budget: float) -> dict[str, Any] | None:
     with np.errstate(all="ignore"):
         Y = np.asarray(s.law.predict_draws(N / 1e9, V), float)
     best = np.argmin(np.where(np.isnan(Y), np.inf, Y), axis=1)
-    return {"n_draws": int(len(best)), "level": LEVEL,
+    return {"n_draws": int(len(best)), "level": ci_level(s.law),
             "visual_tokens": {"median": float(np.median(V[best])),
-                              "interval": list(_interval(V[best]))},
+                              "interval": list(interval(V[best], ci_level(s.law)))},
             "llm_params": {"median": float(np.median(N[best])),
-                           "interval": list(_interval(N[best]))}}
+                           "interval": list(interval(N[best], ci_level(s.law)))}}
 
 
 def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None, list[str]]:
@@ -386,7 +389,7 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
 
     uncertainty = None
     if s.law.draws is not None:
-        uncertainty = {"n_draws": int(len(s.law.draws)), "level": LEVEL,
+        uncertainty = {"n_draws": int(len(s.law.draws)), "level": ci_level(s.law),
                        "optimum_error_ci": list(optimum.error_ci or ()),
                        "optimum_across_draws": (_optimum_across_draws(s, plan_budget)
                                                 if target_error is None else None)}
