@@ -15,8 +15,10 @@ from rich.console import Console
 from scaling.errors import ScalingError
 from scaling.files import to_jsonable
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Markup is off: every string printed is shown as it is, so user text (file, model, group and
+#: metric names) can never be read as rich markup. Styles go through ``style=`` instead.
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

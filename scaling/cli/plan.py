@@ -80,12 +80,13 @@ def _cost_line(c: Any, gpu: str | None) -> str:
     return "; ".join(parts)
 
 
-def _print_plan(p: Any) -> None:
+def _print_plan(p: Any, *, q_default: bool = False) -> None:
     from rich.table import Table
 
+    q_note = " (the default: the paper's running example)" if q_default else ""
     head = f"{_si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
         f"target accuracy {p.target_accuracy:.1%}: the cheapest configuration reaching it")
-    console.print(f"[bold]Plan[/bold] for {head}; Q = {p.text_tokens:g} text tokens, "
+    console.print(f"Plan for {head}; Q = {p.text_tokens:g} text tokens{q_note}, "
                   f"G = {p.gen_tokens:g} generated", highlight=False)
     console.print(f"cost model  {p.cost_label}", highlight=False, markup=False)
     params = ", ".join(f"{k}={v:.4g}" for k, v in p.law.params.items())
@@ -138,7 +139,7 @@ def _print_plan(p: Any) -> None:
         console.print()
         console.print(t)
     for w in p.warnings:
-        console.print(f"[yellow]note:[/yellow] {w}", highlight=False)
+        console.print(f"note: {w}", style="yellow")
 
 
 def _print_mix(m: Any) -> None:
@@ -146,7 +147,7 @@ def _print_mix(m: Any) -> None:
 
     from scaling.units import format_params
 
-    console.print(f"[bold]Task mix[/bold] at {_si(m.budget_flops, 'FLOPs')} per request on "
+    console.print(f"Task mix at {_si(m.budget_flops, 'FLOPs')} per request on "
                   f"average ({m.cost_model} cost): one {format_params(m.llm_params)}-parameter "
                   "LLM, tokens per task", highlight=False)
     t = Table()
@@ -165,6 +166,9 @@ def _print_mix(m: Any) -> None:
                   f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
 
 
+#: Text tokens per prompt when --text-tokens is not given: the paper's running example (Q = 50).
+DEFAULT_TEXT_TOKENS = 50.0
+
 LAW_OPT = typer.Option(None, "--law", help="Fitted law (FILE.law.json); default: the paper's "
                        "published visual-reasoning law.")
 
@@ -175,7 +179,9 @@ def plan_command(
     flops: str = typer.Option(None, "--flops", help="Budget per request: 1e13, 2T, 500G, 2TFLOP."),
     law: Path = LAW_OPT,
     group: str = typer.Option(None, "--group", help="Which law of a grouped artifact."),
-    text_tokens: float = typer.Option(0, "--text-tokens", "-q", help="Text tokens per prompt."),
+    text_tokens: float = typer.Option(None, "--text-tokens", "-q", help="Text tokens per "
+                                      f"prompt (default {DEFAULT_TEXT_TOKENS:g}, the paper's "
+                                      "running example)."),
     gen_tokens: float = typer.Option(0, "--gen-tokens", help="Generated tokens per request."),
     sizes: str = typer.Option(None, "--sizes", help="Menu of LLM sizes: 0.5B,1.8B,4B,7B."),
     family: str = typer.Option(None, "--family", help="Model family from the catalog "
@@ -207,6 +213,8 @@ def plan_command(
 
     if flops is not None:
         flops = parse_flops(flops)
+    q_default = text_tokens is None
+    text_tokens = DEFAULT_TEXT_TOKENS if q_default else text_tokens
     if cost not in ("paper", "exact"):
         raise ScalingError(f"--cost must be paper or exact, got {cost!r}")
     if sizes is not None and family is not None and cost != "exact":
@@ -236,8 +244,8 @@ def plan_command(
     from scaling.planner.answer import plan
 
     p = plan(fitted, flops=flops, sizes=sizes, tokens=tokens, target_accuracy=target_accuracy,
-             top=top, **options)
+             top=top, catalog_menu=True, **options)
     if as_json:
         print_json(p.to_dict())
     else:
-        _print_plan(p)
+        _print_plan(p, q_default=q_default)
