@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -15,9 +16,18 @@ from rich.console import Console
 from scaling.errors import ScalingError
 from scaling.files import to_jsonable
 
+
 #: Markup is off: every string printed is shown as it is, so user text (file, model, group and
 #: metric names) can never be read as rich markup. Styles go through ``style=`` instead.
-console = Console(markup=False, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``scaling plan ... | head``): end quietly with exit code 0,
+        as Unix tools do (rich's default exits 1); stdout now points at devnull."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+console = _Console(markup=False, highlight=False)
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,9 +45,13 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
+            return result
         except ScalingError as exc:
             fail(str(exc))
+        except BrokenPipeError:  # JSON written with sys.stdout: the same quiet exit
+            console.on_broken_pipe()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "input"

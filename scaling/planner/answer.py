@@ -194,7 +194,7 @@ def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None
     if sizes is not None:
         if isinstance(sizes, str):
             sizes = [x for x in sizes.split(",") if x.strip()]
-        size_arr = np.array([parse_params(x, what="--sizes") for x in sizes], float)
+        size_arr = np.unique([parse_params(x, what="--sizes") for x in sizes])  # merged, sorted
         fam = s.pricer.family
         if s.pricer.cost_model == "exact" and fam is not None:
             lo, hi = fam.hull
@@ -212,7 +212,7 @@ def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None
         if isinstance(tokens, str):
             tokens = [x for x in tokens.split(",") if x.strip()]
         try:
-            tok_arr = np.array([float(t) for t in tokens], float)
+            tok_arr = np.unique(np.array([float(t) for t in tokens], float))
         except ValueError:
             raise ScalingError(f"--tokens must be numbers like 1,4,16,64, got {tokens!r}") from None
         if tok_arr.size == 0 or np.any(~np.isfinite(tok_arr) | (tok_arr < 1)):
@@ -403,6 +403,9 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
         s = setting(law, llm_range=(float(menu.sizes.min()), float(menu.sizes.max())),
                     **options)
     warnings = list(s.notes) + warnings
+    if dtype != "bf16" and cost != "exact" and gpu is None and max_memory_gb is None:
+        warnings.append(f"--dtype {dtype} has no effect here: the paper cost counts FLOPs only; "
+                        "it prices memory and latency with --cost exact or --gpu")
 
     if target_error is None:
         opt: Optimum = solve(s, [budget], method=method)

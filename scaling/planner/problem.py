@@ -48,7 +48,10 @@ class Setting:
 
 
 def tokens_value(value) -> float:
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ScalingError(f"visual tokens must be a number >= 1, got {value!r}") from None
     if not np.isfinite(v) or v < 1:
         raise ScalingError(f"visual tokens must be >= 1, got {value!r}")
     return v
