@@ -29,7 +29,7 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, interval, optimal_visual_tokens
-from scaling.planner.menu import Menu, MenuTable, evaluate, optimal_shares, rank
+from scaling.planner.menu import Menu, MenuTable, optimal_shares, price_menu, rank
 from scaling.planner.pricing import DEFAULT_FAMILY
 from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
@@ -321,7 +321,7 @@ def _menu_infeasible(table: MenuTable, budget: float) -> str:
 def _discrete(s: Setting, menu: Menu, budget: float, target_error: float | None,
               target_accuracy: float | None, top: int) -> tuple[Choice, tuple[Choice, ...]]:
     """The best menu configuration and up to ``top`` runners-up, with CIs and P(optimal)."""
-    table = evaluate(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
+    table = price_menu(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
     order = rank(table, target_error=target_error)
     if order.size == 0:
         if target_error is not None and table.feasible.any():
