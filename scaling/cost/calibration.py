@@ -125,7 +125,7 @@ class Calibration:
                 "identified": self.identified,
                 "fitted_on": [{"source": s, "measured_rps": m, "predicted_rps": p}
                               for s, m, p in zip(self.sources, self.measured_rps,
-                                                 self.predicted_rps_after)]}
+                                                 self.predicted_rps_after, strict=True)]}
 
 
 def _grid_fit(costs: list[ServingCost], measured: np.ndarray, fix_mfu: float | None,
@@ -140,7 +140,7 @@ def _grid_fit(costs: list[ServingCost], measured: np.ndarray, fix_mfu: float | N
         b = np.full(1, np.log(fix_mbu)) if fix_mbu is not None else axis
         A, B = np.meshgrid(a, b, indexing="ij")
         loss = _PENALTY * (A - B) ** 2
-        for c, x in zip(costs, measured):
+        for c, x in zip(costs, measured, strict=True):
             pred = throughput_at(c, np.exp(A), np.exp(B))
             loss = loss + (np.log(np.maximum(pred, 1e-300)) - np.log(x)) ** 2
         i, j = np.unravel_index(np.argmin(loss), loss.shape)

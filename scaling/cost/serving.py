@@ -55,6 +55,7 @@ from scaling.cost.catalog import as_stack
 from scaling.cost.flops import _nonneg, _out, inference_cost
 from scaling.cost.hardware import DTYPE_BYTES, GPUSpec, get_gpu, normalise_dtype
 from scaling.cost.specs import EncoderSpec, LLMSpec, LLMStack, ProjectorSpec
+from scaling.errors import ScalingError
 
 Number = float | np.ndarray
 
@@ -115,9 +116,10 @@ def tensor_parallel_check(llm: LLMSpec | LLMStack | str, gpus: int) -> None:
     bad = (heads % gpus != 0) | ((kv % gpus != 0) & (gpus % kv != 0))
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        ok = [t for t in range(1, 17) if heads[i] % t == 0 and (kv[i] % t == 0 or t % kv[i] == 0)]
-        raise ScalingError(f"{s.names[min(i, len(s.names) - 1)]}: {gpus} GPUs do not divide its "
-                           f"{heads[i]:g} attention heads / {kv[i]:g} KV heads for tensor "
+        ok = [t for t in range(1, 17)
+              if heads[i] % t == 0 and (kv[i] % t == 0 or t % kv[i] == 0)]
+        raise ScalingError(f"{s.names[min(i, len(s.names) - 1)]}: {gpus} GPUs do not divide "
+                           f"its {heads[i]:g} attention heads / {kv[i]:g} KV heads for tensor "
                            f"parallel; use --gpus in {', '.join(map(str, ok))}")
 
 
