@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 # Each module registers its command(s) on ``app`` (or adds a sub-app) when imported.
-for _name in ("cost", "fit", "plan", "plot", "sweep"):
+for _name in ("cost", "calibrate", "fit", "plan", "plot", "sweep"):
     importlib.import_module(f"scaling.cli.{_name}")
 
 
