@@ -151,17 +151,19 @@ def serving_cost(
     dtype: str = "bf16",
     kv_dtype: str | None = None,
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
-    max_batch: int | None = None,
+    max_batch: Any = None,
     mfu: float = 1.0,
     mbu: float = 1.0,
     usd_per_gpu_hour: float | None = None,
     strict: bool = True,
+    check_tp: bool = True,
 ) -> ServingCost:
     """Throughput, GPU-seconds, TTFT/TPOT and dollars of serving one request shape.
 
     ``strict`` raises when a configuration does not fit one request in memory (saying how
     much it needs); ``strict=False`` returns zero throughput and infinite cost there instead,
-    for the planner's vectorised search."""
+    for the planner's vectorised search (which also skips the tensor-parallel check with
+    ``check_tp=False`` and masks invalid degrees itself)."""
     g_spec = get_gpu(gpu)
     dtype = normalise_dtype(dtype)
     kv_dtype = normalise_dtype(kv_dtype) if kv_dtype is not None else dtype
@@ -169,13 +171,16 @@ def serving_cost(
                         ("mbu", mbu)):
         if not (np.isfinite(value) and 0.0 < value <= 1.0):
             raise ScalingError(f"{name} must be in (0, 1], got {value:g}")
-    if max_batch is not None and (int(max_batch) != max_batch or max_batch < 1):
-        raise ScalingError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+    if max_batch is not None:
+        cap = np.asarray(max_batch, dtype=float)
+        if np.any(~np.isfinite(cap) | (cap < 1) | (cap != np.floor(cap))):
+            raise ScalingError(f"max_batch must be an integer >= 1, got {max_batch!r}")
     if usd_per_gpu_hour is not None and not (np.isfinite(usd_per_gpu_hour)
                                              and usd_per_gpu_hour > 0):
         raise ScalingError(f"usd_per_gpu_hour must be > 0, got {usd_per_gpu_hour:g}")
     s = as_stack(llm)
-    tensor_parallel_check(s, gpus)
+    if check_tp:
+        tensor_parallel_check(s, gpus)
     T = float(gpus)
     g = _nonneg(gen_tokens, "gen_tokens")
     cost = inference_cost(s, encoder=encoder, projector=projector, visual_tokens=visual_tokens,
@@ -206,7 +211,7 @@ def serving_cost(
             f"cache) but {gpu_memory_utilization:g} x {g_spec.memory_gb:g} GB = "
             f"{gpu_memory_utilization * g_spec.memory_gb:.1f} GB is usable; use more --gpus, "
             "a larger GPU or a smaller dtype")
-    batch = b_mem if max_batch is None else np.minimum(b_mem, float(max_batch))
+    batch = b_mem if max_batch is None else np.minimum(b_mem, cap)
 
     # ---- one decode step at the batch, and the prefill
     ctx = S + (D + 1.0) / 2.0
