@@ -163,3 +163,19 @@ def test_plan_cost_serving_cli_json_and_errors():
         assert r.exit_code == 2 and message in r.stderr, (args, r.stderr)
     stray = runner.invoke(app, ["plan", "--flops", "1e13", "--gpu-seconds", "1"])
     assert stray.exit_code == 2 and "belong to --cost serving" in stray.stderr
+
+
+def test_plot_frontier_cost_serving(tmp_path):
+    out = tmp_path / "serving.png"
+    result = runner.invoke(app, ["plot", "frontier", "--cost", "serving", "--gpu", "h100",
+                                 "--text-tokens", "50", "--gen-tokens", "1,1024", "--budget",
+                                 "0.01", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert out.stat().st_size > 10_000 and summary["cost_model"] == "serving"
+    assert len(summary["panels"]) == 2 and all(p["frontier"] for p in summary["panels"])
+    short, long = (p["optima"] for p in summary["panels"])
+    assert short[0]["visual_tokens"] == short[1]["visual_tokens"]  # G = 1: the planners agree
+    assert long[0]["visual_tokens"] < long[1]["visual_tokens"]  # G = 1024: serving takes fewer
+    bad = runner.invoke(app, ["plot", "isoflop", "--cost", "serving", "-o", str(out)])
+    assert bad.exit_code == 2 and "frontier only" in bad.stderr
