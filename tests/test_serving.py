@@ -79,11 +79,16 @@ def test_every_quantity_by_hand():
 
 
 def test_vision_encoder_adds_its_flops_to_prefill_and_weights():
-    with_enc = qwen7b(encoder="clip-vit-l-14-336")
+    with_enc, without = qwen7b(encoder="clip-vit-l-14-336"), qwen7b()
     ref = inference_cost("qwen2.5-7b", encoder="clip-vit-l-14-336", visual_tokens=576,
                          text_tokens=50, gen_tokens=128)
     assert with_enc.prefill_s == pytest.approx((ref.flops_prefill + ref.flops_vision) / PEAK)
     assert with_enc.weight_bytes_per_gpu == ref.weight_bytes > WEIGHTS
+    # the encoder's weights take memory (a smaller batch) but are not read by decode steps
+    assert with_enc.max_batch < without.max_batch
+    b = with_enc.max_batch
+    assert with_enc.step_memory_s == pytest.approx(
+        (WEIGHTS - 152064 * 3584 * 2 + b * CTX * KV_TOK) / BW, rel=1e-12)
 
 
 def test_tensor_parallel_shards_weights_and_kv_heads():

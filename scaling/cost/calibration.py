@@ -130,26 +130,24 @@ class Calibration:
 
 def _grid_fit(costs: list[ServingCost], measured: np.ndarray, fix_mfu: float | None,
               fix_mbu: float | None) -> tuple[float, float]:
-    lo, hi = np.log(0.01), 0.0
-    best = (0.0, 0.0)
-    width = hi - lo
-    centre = (lo + hi) / 2
-    for _ in range(3):  # coarse log grid, then two finer ones around the best point
-        axis = np.linspace(max(lo, centre - width / 2), min(hi, centre + width / 2), 161)
-        a = np.full(1, np.log(fix_mfu)) if fix_mfu is not None else axis
-        b = np.full(1, np.log(fix_mbu)) if fix_mbu is not None else axis
+    """Minimise the module docstring's loss over ``ln mfu, ln mbu`` in ``[ln 0.01, 0]``: a
+    161 x 161 grid, then two grids 20x finer around the best point (a held factor stays)."""
+
+    def axis(fixed: float | None, centre: float, half: float) -> np.ndarray:
+        if fixed is not None:
+            return np.array([np.log(fixed)])
+        return np.linspace(max(np.log(0.01), centre - half), min(0.0, centre + half), 161)
+
+    best, half = (np.log(0.1), np.log(0.1)), -np.log(0.01) / 2 + 1e-9
+    for _ in range(3):
+        a, b = axis(fix_mfu, best[0], half), axis(fix_mbu, best[1], half)
         A, B = np.meshgrid(a, b, indexing="ij")
         loss = _PENALTY * (A - B) ** 2
         for c, x in zip(costs, measured, strict=True):
             pred = throughput_at(c, np.exp(A), np.exp(B))
             loss = loss + (np.log(np.maximum(pred, 1e-300)) - np.log(x)) ** 2
         i, j = np.unravel_index(np.argmin(loss), loss.shape)
-        best = (float(A[i, j]), float(B[i, j]))
-        width = 8 * (axis[1] - axis[0])
-        centre = best[0] if fix_mfu is None else best[1]
-        if fix_mfu is None and fix_mbu is None:
-            centre = (best[0] + best[1]) / 2
-            width = max(width, abs(best[0] - best[1]) + 8 * (axis[1] - axis[0]))
+        best, half = (float(A[i, j]), float(B[i, j])), half / 20
     return float(np.exp(best[0])), float(np.exp(best[1]))
 
 

@@ -21,7 +21,8 @@ decode steps; the prefill yields the first token), on ``T`` GPUs of memory ``M``
 - one decode step of ``B`` requests at the mean context ``c = S + (D + 1) / 2``:
   ``t_step = max(F_step / (T mfu P), (w_read + B c kv_tok) / (mbu W_bw))`` with
   ``F_step = B F_decode / D`` (the exact decode FLOPs per step, attention included),
-  ``w_read`` = the LLM weights per GPU less the input embedding (only ``B`` rows are read)
+  ``w_read`` = the LLM weights per GPU less the input embedding (only ``B`` rows are read;
+  the vision encoder is not read in decode)
   and ``kv_tok = 2 L k_T d b_kv`` bytes per cached token per GPU (roofline: Williams et al.
   2009; LLM-Viewer, Yuan et al. 2024);
 - prefill is compute-bound (chunked prefill batches thousands of tokens, so weight reads are
@@ -106,18 +107,23 @@ class ServingCost:
     usd_per_million: Number | None = None
 
 
+def tensor_parallel_ok(heads: Any, kv_heads: Any, gpus: int) -> np.ndarray:
+    """Whether ``gpus``-way tensor parallel works: ``heads % gpus == 0`` and ``kv_heads``
+    divisible by ``gpus`` or dividing it (vLLM's rule; KV heads are replicated then)."""
+    heads, kv = np.asarray(heads), np.asarray(kv_heads)
+    return (heads % gpus == 0) & ((kv % gpus == 0) | (gpus % kv == 0))
+
+
 def tensor_parallel_check(llm: LLMSpec | LLMStack | str, gpus: int) -> None:
-    """Tensor parallel over ``gpus`` needs ``heads % gpus == 0`` and ``kv_heads`` divisible by
-    ``gpus`` or dividing it (vLLM's rule); raises :class:`ScalingError` naming the fix."""
+    """:func:`tensor_parallel_ok` or a :class:`ScalingError` naming the GPU counts that work."""
     if not isinstance(gpus, (int, np.integer)) or isinstance(gpus, bool) or gpus < 1:
         raise ScalingError(f"gpus must be a positive integer, got {gpus!r}")
     s = as_stack(llm)
     heads, kv = np.atleast_1d(s.heads), np.atleast_1d(s.kv_heads)
-    bad = (heads % gpus != 0) | ((kv % gpus != 0) & (gpus % kv != 0))
+    bad = ~tensor_parallel_ok(heads, kv, gpus)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
-        ok = [t for t in range(1, 17)
-              if heads[i] % t == 0 and (kv[i] % t == 0 or t % kv[i] == 0)]
+        ok = [t for t in range(1, 17) if tensor_parallel_ok(heads[i], kv[i], t)]
         raise ScalingError(f"{s.names[min(i, len(s.names) - 1)]}: {gpus} GPUs do not divide "
                            f"its {heads[i]:g} attention heads / {kv[i]:g} KV heads for tensor "
                            f"parallel; use --gpus in {', '.join(map(str, ok))}")
@@ -128,8 +134,8 @@ def step_times(s: LLMStack, *, batch: Any, flops_per_request: Any, context: Any,
                bandwidth: float, weight_bytes: float) -> tuple[np.ndarray, np.ndarray]:
     """``(compute_s, memory_s)`` of one decode step of ``batch`` requests at ``context``
     cached tokens each: ``B F / (T P)`` and ``(w_read + B c kv_tok) / W_bw``, where
-    ``w_read`` is the LLM weights per GPU less the untied input embedding (a lookup reads
-    only ``B`` rows). The step takes the larger of the two."""
+    ``w_read`` is ``weights_per_gpu`` (the LLM's) less the untied input embedding (a lookup
+    reads only ``B`` rows). The step takes the larger of the two."""
     embed = s.vocab * s.hidden * (1.0 - s.tied_embeddings) * weight_bytes / gpus
     compute = np.asarray(batch) * flops_per_request / gpus / peak
     memory = (np.asarray(weights_per_gpu) - embed
@@ -217,8 +223,9 @@ def serving_cost(
     ctx = S + (D + 1.0) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         f_step_req = np.where(D > 0, np.asarray(cost.flops_decode) / np.maximum(D, 1.0), 0.0)
+    llm_weights = np.asarray(cost.llm_params) * wb / T  # decode does not read the encoder
     t_comp, t_mem = step_times(s, batch=batch, flops_per_request=f_step_req, context=ctx,
-                               weights_per_gpu=weights, kv_bytes_per_token=kv_tok, gpus=gpus,
+                               weights_per_gpu=llm_weights, kv_bytes_per_token=kv_tok, gpus=gpus,
                                peak=peak, bandwidth=bw, weight_bytes=wb)
     t_step = np.maximum(t_comp, t_mem)
     t_pre = (np.asarray(cost.flops_prefill) + np.asarray(cost.flops_vision)) / T / peak

@@ -35,7 +35,7 @@ import numpy as np
 from scaling.cost.catalog import as_stack, get_encoder, llm_family, nominal_params
 from scaling.cost.flops import inference_cost, llm_params
 from scaling.cost.hardware import get_gpu
-from scaling.cost.serving import serving_cost
+from scaling.cost.serving import serving_cost, tensor_parallel_ok
 from scaling.errors import ScalingError
 from scaling.planner.problem import check_law
 from scaling.units import format_params
@@ -130,8 +130,7 @@ def price_menu(family: str, tokens: np.ndarray, *, gpu: str, text_tokens: float,
     caps = np.unique(np.round(np.geomspace(1, 65536, _CAPS))).reshape(1, 1, 1, -1)
     out: dict[str, list[np.ndarray]] = {}
     for T in degrees:
-        ok = np.array([(s.heads % T == 0) and (s.kv_heads % T == 0 or T % s.kv_heads == 0)
-                       for s in members], bool).reshape(k, 1, 1, 1)
+        ok = tensor_parallel_ok(stack.heads, stack.kv_heads, T)
         c = serving_cost(stack, gpu=gpu, gpus=T, visual_tokens=V, text_tokens=text_tokens,
                          gen_tokens=gen_tokens, encoder=enc, dtype=dtype,
                          gpu_memory_utilization=gpu_memory_utilization, max_batch=caps,
