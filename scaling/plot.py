@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 from scaling.units import format_params, format_quantity
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -50,7 +51,6 @@ FRONTIER_COLOR = "#000000"
 
 #: Sizes drawn without data (the paper's Qwen1.5 sizes, in parameters) and token range.
 DEFAULT_SIZES = (0.5e9, 1.8e9, 4e9, 7e9, 14e9)
-DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 #: Options of :func:`scaling.planner.problem.setting` that the figures pass on to the planner.
 PLAN_OPTIONS = ("gen_tokens", "family", "encoder", "gpu", "batch", "dtype", "max_memory_gb",
                 "max_latency_ms", "llm_range", "token_range", "law_size", "method")

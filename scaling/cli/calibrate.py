@@ -55,7 +55,6 @@ def calibrate(
     if json_out:
         print_json(payload)
         return
-    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"Calibration: {llm} on {gpus} x {cal.gpu}", title_justify="left")
@@ -64,8 +63,8 @@ def calibrate(
         t.add_column(col, justify="left" if col in ("file", "binding") else "right")
     for run, before, after, bind in zip(runs, cal.predicted_rps_before,
                                         cal.predicted_rps_after, cal.binding, strict=True):
-        t.add_row(escape(Path(run.source).name), f"{run.input_tokens:g}/{run.output_tokens:g}",
+        t.add_row(Path(run.source).name, f"{run.input_tokens:g}/{run.output_tokens:g}",
                   f"{run.requests_per_second:.3g}", f"{before:.3g}", f"{after:.3g}", bind)
     console.print(t)
     console.print(f"mfu = {cal.mfu:.3f}, mbu = {cal.mbu:.3f} ({cal.identified})"
-                  + (f"; profile written to {escape(str(output))}" if output else ""))
+                  + (f"; profile written to {output}" if output else ""))
