@@ -188,15 +188,15 @@ def _plan_serving(law: Any, *, gpu: str, family: str, text_tokens: float, gen_to
     c, f = p.choice, p.flop_optimum
     console.print(f"Serving plan on {p.gpu}: Q = {p.text_tokens:g} text tokens, "
                   f"G = {p.gen_tokens:g} generated, {p.family} + {encoder}", style="bold")
-    t = Table(title="serving optimum vs the FLOP planner at the same spend", title_justify="left")
-    for col in ("planner", "LLM", "V", "acc.", "GPU-s/req", "GPUs x batch", "TPOT ms",
-                "binding"):
-        t.add_column(col, justify="left" if col in ("planner", "LLM", "binding") else "right",
+    t = Table(title="serving optimum vs the FLOP planner at the same spend (GPU-s per request, "
+              "T GPUs x batch B)", title_justify="left")
+    for col in ("", "LLM", "V", "acc.", "GPU-s", "T x B", "TPOT", "binding"):
+        t.add_column(col, justify="left" if col in ("", "LLM", "binding") else "right",
                      no_wrap=True)
     for label, x in (("serving", c), ("FLOPs", f)):
         t.add_row(label, x.llm, f"{x.visual_tokens:g}", f"{x.predicted_accuracy:.1%}",
                   f"{x.gpu_seconds_per_request:.3g}", f"{x.gpus_per_replica} x {x.max_batch:g}",
-                  _num(x.tpot_s * 1e3, ".3g"), x.binding)
+                  _num(x.tpot_s * 1e3, ".3g") + " ms", x.binding)
     console.print(t)
     console.print(f"Why: {p.why}")
     for w in p.warnings:

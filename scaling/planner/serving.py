@@ -37,6 +37,7 @@ from scaling.cost.flops import inference_cost, llm_params
 from scaling.cost.hardware import get_gpu
 from scaling.cost.serving import serving_cost, tensor_parallel_ok
 from scaling.errors import ScalingError
+from scaling.planner.answer import FIT_RANGES
 from scaling.planner.problem import check_law
 from scaling.units import format_params
 
@@ -88,10 +89,12 @@ class ServingPlan:
     text_tokens: float
     gen_tokens: float
     family: str
+    budget_flops: float  # the spend as FLOPs at the GPU's peak (what the FLOP planner gets)
     warnings: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {"cost_model": "serving", "gpu": self.gpu, "budget": self.budget,
+                "budget_flops": self.budget_flops,
                 "text_tokens": self.text_tokens, "gen_tokens": self.gen_tokens,
                 "family": self.family, "discrete": self.choice.to_dict(),
                 "optimum": self.choice.to_dict(), "flop_optimum": self.flop_optimum.to_dict(),
@@ -184,9 +187,9 @@ def plan_serving(law=None, *, gpu: str, family: str = "qwen2.5", text_tokens: fl
         raise ScalingError("--throughput needs --gpus K (the GPUs that must carry it)")
     if gpus is not None and (int(gpus) != gpus or gpus < 1):
         raise ScalingError(f"--gpus must be an integer >= 1, got {gpus!r}")
-    if gen_tokens < 1:
-        raise ScalingError(f"--gen-tokens must be >= 1 under serving (a request yields at "
-                           f"least its first token), got {gen_tokens:g}")
+    if not gen_tokens >= 0:
+        raise ScalingError(f"--gen-tokens must be >= 0, got {gen_tokens!r}")
+    gen_tokens = max(float(gen_tokens), 1.0)  # the prefill yields the first token anyway
     V = _tokens(tokens)
     p = price_menu(family, V, gpu=g_spec.name, text_tokens=text_tokens, gen_tokens=gen_tokens,
                    encoder=encoder, dtype=dtype, gpus=gpus,
@@ -278,16 +281,18 @@ def plan_serving(law=None, *, gpu: str, family: str = "qwen2.5", text_tokens: fl
                spend_flops=spend_flops, max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms,
                gen_tokens=gen_tokens)
     warnings = []
-    if any(c.llm_params > 7e9 * 2 for c in picked[:1]) and law.label.startswith("Li et al"):
-        warnings.append(f"{format_params(ans.llm_params)} params is beyond the sizes the "
-                        "paper's law was fitted on (0.5B-7B): an extrapolation")
+    fit = FIT_RANGES.get(getattr(law, "label", ""))
+    if fit is not None and not fit[0][0] / 2 <= ans.llm_params <= 2 * fit[0][1]:
+        warnings.append(f"{format_params(ans.llm_params)} params is outside the sizes the law "
+                        f"was fitted on ({format_params(fit[0][0])}-{format_params(fit[0][1])}): "
+                        "an extrapolation")
     return ServingPlan(gpu=g_spec.name, budget={
         "gpu_seconds": gpu_seconds, "usd_per_million": usd_per_million,
         "usd_per_gpu_hour": usd_per_gpu_hour, "throughput_rps": throughput, "gpus": gpus,
         "max_ttft_ms": max_ttft_ms, "max_tpot_ms": max_tpot_ms},
         choice=ans, flop_optimum=flop_opt, alternatives=tuple(picked[1:]), why=why,
         text_tokens=float(text_tokens), gen_tokens=float(gen_tokens), family=family,
-        warnings=tuple(warnings))
+        budget_flops=float(spend_flops), warnings=tuple(warnings))
 
 
 def _why(ans: ServingChoice, flop_opt: ServingChoice, *, budget_text: str, feasible: bool,
