@@ -106,7 +106,7 @@ def _serving_payload(c: Any) -> dict:
                step_compute_s=c.step_compute_s, step_memory_s=c.step_memory_s,
                prefill_s=c.prefill_s, decode_tokens_per_s=c.decode_tokens_per_s,
                prefill_share=c.prefill_share, binding=c.binding,
-               bytes_per_gpu=True, cost_model="serving (continuous batching, roofline)")
+               bytes="per GPU", cost_model="serving (continuous batching, roofline)")
     return out
 
 
