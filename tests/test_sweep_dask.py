@@ -48,7 +48,7 @@ def test_local_pool_and_dask_give_identical_tables(tmp_path):
     assert [r["run_id"] for r in a_rows] == [r["run_id"] for r in b_rows]  # both grid order
     errors = {r["mode"]: r["failure"] for r in b_rows}
     assert errors["hang"] == "timed out after 0.5 s"  # the in-thread timeout works on Dask too
-    assert errors["badtype"].startswith("evaluator returned str")
+    assert errors["badtype"].startswith("evaluator returned 'not a dict' (str)")
     assert {r["attempts"] for r in b_rows if r["mode"] == "flaky"} == {"2"}
 
 

@@ -1,21 +1,24 @@
 """Executors run jobs (:func:`scaling.sweep.job.execute_job`) and yield records as they finish.
 
-- :class:`LocalPool` (default): ``workers`` processes (``python -m scaling.sweep.worker``,
-  one thread each: ``OMP_NUM_THREADS=1`` etc. and ``torch.set_num_threads(1)``), one job at
-  a time each over a socket, so the pool knows which run a dead worker was running. A worker
-  that dies (segfault, ``os._exit``, out of memory) or overstays its backstop deadline is
-  replaced; its run is retried while it has retries left, else recorded as failed with the
-  reason.
+- :class:`LocalPool` (default): ``workers`` processes (:mod:`scaling.sweep.worker`, started
+  so that the working directory is not on their import path; one thread each:
+  ``OMP_NUM_THREADS=1`` etc. and ``torch.set_num_threads(1)``), one job at a time each over a
+  socket, so the pool knows which run a dead worker was running. A worker that dies
+  (segfault, ``os._exit``, out of memory) or overstays its backstop deadline (a run stuck in a
+  C call that the in-thread timeout cannot interrupt) is killed with every process its run
+  started and replaced; its run is retried while it has retries left, else recorded as failed
+  with the reason.
 - :class:`DaskPool`: Dask distributed. With ``address`` it connects to a running scheduler
   (e.g. started by ``dask-jobqueue`` on SLURM); otherwise it starts a ``LocalCluster``
-  (processes, one thread per worker). Worker crashes are Dask's business: the scheduler
-  reschedules the task (and any run queued on the dead worker, which Dask counts as
-  suspicious too) and gives up after ``distributed.scheduler.allowed-failures`` deaths
-  (Dask's default: 3) with ``KilledWorker``, recorded as the run's failure. The spec's
-  ``retries`` apply to evaluator failures, as in the local pool. The LocalCluster it starts
+  (processes, one thread per worker). Each Dask task runs its run in a one-worker
+  :class:`LocalPool` on the Dask worker's machine (:func:`run_in_worker_process`), so a run
+  gets the same backstop, process-tree cleanup and crash attribution as locally (a crash is
+  ``worker process exited with code 3``, not a lost Dask worker). The LocalCluster it starts
   uses ``worker-saturation: 1.0`` (workers hold few queued runs); a cluster reached by
-  ``address`` keeps its own configuration. Task exceptions outside the evaluator are retried
-  with ``submit(retries=)``.
+  ``address`` keeps its own configuration (threads are not pinned). If a Dask worker itself
+  is lost, the scheduler reschedules its tasks and gives up after
+  ``distributed.scheduler.allowed-failures`` deaths with ``KilledWorker``, recorded as the
+  run's failure.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -31,10 +33,12 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.sweep.job import Job, execute_job, failed_record
+from scaling.sweep.job import Job, failed_record
+from scaling.sweep.procs import ProcessTree
+from scaling.sweep.store import RunRecord
+from scaling.sweep.worker import command_line
 
 
 @dataclasses.dataclass
@@ -59,16 +63,14 @@ class LocalPool:
         ours, theirs = socket.socketpair()
         with theirs:
             # stdout goes to stderr: an evaluator's prints must not reach `--json` output
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "scaling.sweep.worker", str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2)
+            proc = subprocess.Popen(command_line(theirs.fileno()), pass_fds=(theirs.fileno(),),
+                                    stdin=subprocess.DEVNULL, stdout=2)
         worker = _Worker(proc, Connection(ours.detach()))
         worker.conn.send(list(sys.path))
         self._live.append(worker)
         return worker
 
-    def run(self, jobs: Sequence[Job]) -> Iterator[dict[str, Any]]:
+    def run(self, jobs: Sequence[Job]) -> Iterator[RunRecord]:
         pending = collections.deque(jobs)
         try:
             for _ in range(min(self.workers, len(pending))):
@@ -98,7 +100,7 @@ class LocalPool:
             self.close()
 
     def _lost(self, w: _Worker, pending: collections.deque, reason: str | None
-              ) -> Iterator[dict[str, Any]]:
+              ) -> Iterator[RunRecord]:
         """A worker died or hung: replace it, retry or fail its run."""
         job = w.job
         self._stop(w, force=True)
@@ -117,7 +119,9 @@ class LocalPool:
     def _stop(self, w: _Worker, *, force: bool) -> None:
         if w in self._live:
             self._live.remove(w)
+        tree = ProcessTree(w.proc.pid)
         if force:
+            tree.scan()  # the worker ends its run's processes, unless it is stuck too
             # SIGTERM: the worker kills its command's process group and exits; a python
             # evaluator stuck past its in-thread deadline may swallow it, hence the SIGKILL
             w.proc.terminate()
@@ -127,10 +131,12 @@ class LocalPool:
             except OSError:
                 pass  # already gone
         try:
-            w.proc.wait(1.0 if force else 5.0)
+            w.proc.wait(2.0 if force else 5.0)
         except subprocess.TimeoutExpired:
             w.proc.kill()
             w.proc.wait()
+        if force:
+            tree.end(grace_s=1.0)
         w.conn.close()
 
     def close(self) -> None:
@@ -142,11 +148,13 @@ class LocalPool:
 class DaskPool:
     """Run jobs on Dask distributed (see the module docstring)."""
 
-    def __init__(self, *, address: str | None, workers: int) -> None:
+    def __init__(self, *, address: str | None, workers: int,
+                 backstop_s: float | None = None) -> None:
         self.address = address
         self.workers = workers
+        self.backstop_s = backstop_s
 
-    def run(self, jobs: Sequence[Job]) -> Iterator[dict[str, Any]]:
+    def run(self, jobs: Sequence[Job]) -> Iterator[RunRecord]:
         import dask
         from distributed import Client, LocalCluster, as_completed
 
@@ -166,8 +174,9 @@ class DaskPool:
         try:
             token = uuid.uuid4().hex[:8]
             futures = {
-                client.submit(execute_job, job, key=f"scaling-sweep-{job.run.run_id}-{token}",
-                              pure=False, retries=job.retries): job
+                client.submit(run_in_worker_process, job, self.backstop_s, pure=False,
+                              key=f"scaling-sweep-{job.run.run_id}-{token}",
+                              retries=job.retries): job
                 for job in jobs
             }
             for future in as_completed(futures):
@@ -184,3 +193,9 @@ class DaskPool:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def run_in_worker_process(job: Job, backstop_s: float | None) -> RunRecord:
+    """Run one job in a one-worker :class:`LocalPool` here (what a Dask task does)."""
+    (record,) = LocalPool(1, backstop_s=backstop_s).run([job])
+    return record
