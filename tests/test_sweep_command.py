@@ -77,8 +77,8 @@ def test_template_values_reach_the_program_as_one_literal_argument(tmp_path, pay
         tmp_path, [sys.executable, PROG, "argv", "{output_dir}", "1", "{payload}",
                    "--flag={payload}", "{{literal}}"],
         {"kind": "json", "keys": {"arg0": "argv.0", "arg1": "argv.1", "arg2": "argv.2"}},
-        text_columns=["arg0", "arg1", "arg2"], cwd=str(tmp_path), axes={"llm": ["0.5B"], "visual_tokens": [4],
-                                 "params": {"payload": [payload]}})
+        text_columns=["arg0", "arg1", "arg2"], cwd=str(tmp_path),
+        axes={"llm": ["0.5B"], "visual_tokens": [4], "params": {"payload": [payload]}})
     assert run_sweep(spec).ok == 1
     (row,) = table(tmp_path)
     argv_file = next((tmp_path / "out.csv.runs").glob("*/attempt-1/metrics.json"))

@@ -158,7 +158,8 @@ def _print_invalid(invalid: dict[str, str], *, rerun: bool, limit: int = 10) -> 
     if invalid:
         console.print(f"{len(invalid)} invalid run records {what}:", markup=False)
     for run_id, reason in list(invalid.items())[:limit]:
-        console.print(f"  invalid {run_id}.json: {reason}", markup=False, highlight=False)
+        console.print(f"  invalid {run_id}.json: {reason}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
@@ -166,6 +167,6 @@ def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
         axes = ", ".join(f"{k}={v}" for k, v in f.items()
                          if k not in ("run_id", "attempts", "failure"))
         console.print(f"  failed {f['run_id']} ({axes}; {f['attempts']} attempts): "
-                      f"{f['failure']}", markup=False, highlight=False)
+                      f"{f['failure']}", markup=False, highlight=False, soft_wrap=True)
     if len(failures) > limit:
         console.print(f"  ... and {len(failures) - limit} more (see --json)", markup=False)

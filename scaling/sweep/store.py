@@ -123,9 +123,9 @@ class RunStore:
                 on_wait(self.holder())
             lock.acquire(timeout=-1)
         owner = self.runs_dir / ".lock.owner"
+        since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         try:
-            write_json(owner, {"pid": os.getpid(), "host": socket.gethostname(),
-                               "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+            write_json(owner, {"pid": os.getpid(), "host": socket.gethostname(), "since": since})
             yield
         finally:
             with contextlib.suppress(OSError):
@@ -217,10 +217,10 @@ def _read(entry: os.DirEntry) -> RunRecord:
     except OSError as exc:
         raise ValueError(f"unreadable ({exc.strerror})") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ValueError(f"{where + ': ' if where else ''}{err['msg']}{more}") from None
+        parts = [f"{'.'.join(map(str, err['loc'])) or 'record'}: {err['msg']}"
+                 for err in exc.errors()[:3]]
+        more = exc.error_count() - len(parts)
+        raise ValueError("; ".join(parts) + (f"; and {more} more" if more > 0 else "")) from None
 
 
 def table_columns(rows: list[dict[str, Any]], *, axes: tuple[str, ...]) -> list[str]:
