@@ -47,6 +47,7 @@ class _Worker:
     conn: Connection
     job: Job | None = None
     deadline: float = float("inf")
+    ready: bool = False  # booted (its start-up does not count against a run's backstop)
 
 
 class LocalPool:
@@ -77,22 +78,31 @@ class LocalPool:
                 self._start()
             while pending or any(w.job for w in self._live):
                 for w in self._live:
-                    if w.job is None and pending:
+                    if w.ready and w.job is None and pending:
                         w.job = pending.popleft()
                         w.deadline = time.monotonic() + (self.backstop_s or float("inf"))
                         w.conn.send(w.job)
-                busy = [w for w in self._live if w.job is not None]
-                timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-                ready = wait([w.conn for w in busy], timeout=min(timeout, 3600.0))
-                for w in busy:
+                active = [w for w in self._live if w.job is not None or not w.ready]
+                deadline = min((w.deadline for w in active), default=float("inf"))
+                timeout = min(max(0.0, deadline - time.monotonic()), 3600.0)
+                ready = wait([w.conn for w in active], timeout=timeout)
+                for w in active:
                     if w.conn in ready:
                         try:
-                            rec = w.conn.recv()
+                            message = w.conn.recv()
                         except (EOFError, OSError):  # it died
+                            if not w.ready:
+                                self._stop(w, force=True)
+                                raise ScalingError(
+                                    "a sweep worker process failed to start (exit code "
+                                    f"{w.proc.returncode}); see the messages above") from None
                             yield from self._lost(w, pending, None)
                         else:
+                            if not w.ready:
+                                w.ready = True
+                                continue
                             w.job = None
-                            yield rec
+                            yield message
                     elif time.monotonic() >= w.deadline:
                         yield from self._lost(w, pending, f"ran past the backstop deadline of "
                                                           f"{self.backstop_s:g} s")
@@ -103,13 +113,14 @@ class LocalPool:
               ) -> Iterator[RunRecord]:
         """A worker died or hung: replace it, retry or fail its run."""
         job = w.job
+        assert job is not None
         self._stop(w, force=True)
         if reason is None:
             from scaling.sweep.evaluators.command import describe_exit
 
             reason = describe_exit(w.proc.returncode)
-        self._start()
-        assert job is not None
+        if pending or job.retries > 0:
+            self._start()
         if job.retries > 0:
             pending.appendleft(dataclasses.replace(job, prior_attempts=job.prior_attempts + 1,
                                                    retries=job.retries - 1))

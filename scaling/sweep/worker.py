@@ -6,9 +6,10 @@ It starts as ``python -c BOOT FD PARENT`` (:func:`command_line`), not ``python -
 import, puts the folder of the sweep's own ``scaling`` package first, and imports this module.
 The worker then talks to the sweep over the socket ``FD`` (a
 ``multiprocessing.connection.Connection``): first the sweep's ``sys.path`` (so it imports
-exactly what the sweep process can import, nothing more), then one job at a time, each
-answered with its record; ``None`` stops it. It is a fresh interpreter, so nothing of the
-caller's ``__main__`` is re-imported and the environment is the caller's at start-up.
+exactly what the sweep process can import, nothing more); it answers ``"ready"`` once booted,
+then gets one job at a time, each answered with its record; ``None`` stops it. It is a fresh
+interpreter, so nothing of the caller's ``__main__`` is re-imported and the environment is the
+caller's at start-up.
 
 Every process a run starts is ended after each attempt (:mod:`scaling.sweep.procs`: the worker
 is a child subreaper, detached grandchildren included), and when the worker is told to stop
@@ -68,6 +69,7 @@ def main(fd: int, parent: int) -> None:
         sys.path[:] = conn.recv()
         from scaling.sweep.job import execute_job
 
+        conn.send("ready")
         while True:
             job: Any = conn.recv()
             if job is None:
