@@ -45,7 +45,7 @@ class ProcessTree:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._seen: dict[int, psutil.Process] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by a SIGTERM handler
 
     def scan(self) -> None:
         """Record the current descendants of ``pid`` and of every process recorded so far."""
