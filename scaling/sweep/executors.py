@@ -11,7 +11,8 @@
 - :class:`DaskPool`: Dask distributed. With ``address`` it connects to a running scheduler
   (e.g. started by ``dask-jobqueue`` on SLURM); otherwise it starts a ``LocalCluster``
   (processes, one thread per worker). Each Dask task runs its run in a one-worker
-  :class:`LocalPool` on the Dask worker's machine (:func:`run_in_worker_process`), so a run
+  :class:`LocalPool` on the Dask worker's machine (:func:`run_in_worker_process`; its worker
+  processes are reused by the Dask worker's later tasks), so a run
   gets the same backstop, process-tree cleanup and crash attribution as locally (a crash is
   ``worker process exited with code 3``, not a lost Dask worker). The LocalCluster it starts
   uses ``worker-saturation: 1.0`` (workers hold few queued runs); a cluster reached by
@@ -53,14 +54,24 @@ class _Worker:
 class LocalPool:
     """A process pool with exact crash attribution (see the module docstring)."""
 
-    def __init__(self, workers: int, *, backstop_s: float | None = None) -> None:
+    def __init__(self, workers: int, *, backstop_s: float | None = None,
+                 keep: list[_Worker] | None = None) -> None:
         if sys.platform == "win32":
             raise ScalingError("the local sweep pool needs a POSIX system; use --executor dask")
         self.workers = workers
         self.backstop_s = backstop_s
+        self._keep = keep  # idle workers to reuse, and where this pool leaves its idle ones
         self._live: list[_Worker] = []
 
     def _start(self) -> _Worker:
+        while self._keep:
+            try:
+                worker = self._keep.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if worker.proc.poll() is None:
+                self._live.append(worker)
+                return worker
         ours, theirs = socket.socketpair()
         with theirs:
             # stdout goes to stderr: an evaluator's prints must not reach `--json` output
@@ -151,9 +162,13 @@ class LocalPool:
         w.conn.close()
 
     def close(self) -> None:
-        """Stop every worker (busy ones are terminated)."""
+        """Stop every worker (busy ones are terminated); with ``keep``, idle ones are kept."""
         for w in list(self._live):
-            self._stop(w, force=w.job is not None)
+            if self._keep is not None and w.ready and w.job is None and w.proc.poll() is None:
+                self._live.remove(w)
+                self._keep.append(w)
+            else:
+                self._stop(w, force=w.job is not None)
 
 
 class DaskPool:
@@ -206,7 +221,12 @@ class DaskPool:
                 cluster.close()
 
 
+#: Idle worker processes of this process (a Dask worker), reused by its next tasks.
+_IDLE: list[_Worker] = []
+
+
 def run_in_worker_process(job: Job, backstop_s: float | None) -> RunRecord:
-    """Run one job in a one-worker :class:`LocalPool` here (what a Dask task does)."""
-    (record,) = LocalPool(1, backstop_s=backstop_s).run([job])
+    """Run one job in a one-worker :class:`LocalPool` here (what a Dask task does); the worker
+    process is kept for the next task (it exits when this process does)."""
+    (record,) = LocalPool(1, backstop_s=backstop_s, keep=_IDLE).run([job])
     return record
