@@ -22,6 +22,7 @@ import ctypes
 import os
 import sys
 import threading
+from pathlib import Path
 
 import psutil
 
@@ -72,6 +73,8 @@ class ProcessTree:
     def end(self, grace_s: float = 3.0) -> None:
         """SIGTERM every recorded descendant still running, SIGKILL those left after
         ``grace_s``; reap the ones that are this process's children."""
+        if not self._seen and _children(self.pid) == []:
+            return  # nothing to end (the common case, without a scan of every process)
         self.scan()
         with self._lock:
             procs, self._seen = list(self._seen.values()), {}
@@ -84,6 +87,17 @@ class ProcessTree:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         psutil.wait_procs(alive, timeout=grace_s)
+
+
+def _children(pid: int) -> list[int] | None:
+    """Direct children of ``pid`` from ``/proc`` (Linux), None where that cannot be read.
+    With a subreaper, no children means no descendants at all."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return [int(c) for t in tasks
+                for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()]
+    except (OSError, ValueError):
+        return None
 
 
 def _running(proc: psutil.Process) -> bool:
