@@ -255,7 +255,9 @@ def test_yaml_alias_bomb(tmp_path):
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("name: a\nname: b\n", "duplicate key 'name' at line 2; give each key once"),
+    ("name: dup\nevaluator: {kind: python, function: sweep_evals:toy}\n"
+     "axes: {llm: [0.5B], visual_tokens: [1]}\noutput: a.csv\noutput: b.csv\n",
+     "duplicate key 'output' at line 5; give each key once"),  # silently b.csv before
     ("name: a\naxes: {llm: [x], llm: [y]}\n", "duplicate key 'llm' at line 2"),
     (b"name: caf\xe9\n", "is not UTF-8 text"),
     ("x: &a [*a]\n", "recursive alias"),
