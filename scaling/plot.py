@@ -309,14 +309,38 @@ def save_figure(figure: Any, path: str | Path, *, dpi: float = 150) -> str:
     return str(path)
 
 
+def _drawn(handle: Any) -> bool:
+    """Whether a legend handle shows anything: a line or a marker with finite data (legend-only
+    proxies carry a gid ending in ``legend``)."""
+    if str(getattr(handle, "get_gid", lambda: None)() or "").endswith("legend"):
+        return True
+    if hasattr(handle, "get_xydata"):
+        xy = np.asarray(handle.get_xydata(), float)
+        return bool(np.isfinite(xy).all(axis=-1).any()) if xy.size else False
+    if hasattr(handle, "get_offsets"):
+        xy = np.asarray(handle.get_offsets(), float)
+        return bool(np.isfinite(xy).all(axis=-1).any()) if xy.size else False
+    return True
+
+
 def _legend_outside(fig: Any, axes: Sequence[Any]) -> None:
-    """One legend right of the panels (outside the data), labels deduplicated."""
+    """One legend right of the panels (outside the data), labels deduplicated; an entry is
+    listed only if some panel draws it."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
+            if _drawn(handle):
+                seen.setdefault(label, handle)
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="outside right upper", frameon=False)
+
+
+def _suptitle(fig: Any, text: str) -> None:
+    """A figure title wrapped to the figure's width (a long law label is never clipped)."""
+    import textwrap
+
+    width = max(30, int((fig.get_figwidth() - 2.6) * 12))  # the legend column stays free
+    fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=10, x=0.01, ha="left")
 
 
 # --------------------------------------------------------------------------- labels
@@ -355,7 +379,9 @@ def _law_label(law: Any) -> str:
 
 
 def _panel_title(law: Any, group: str | None, extra: str = "") -> str:
-    head = f"{group}: {_law_label(law)}" if group is not None else _law_label(law)
+    label = _law_label(law)
+    named = group is None or label == group or label.endswith(f"[{group}]")
+    head = label if named else f"{group}: {label}"
     return " · ".join(p for p in (head, extra) if p)
 
 
@@ -528,7 +554,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
                                 (px, py), (fx, fy), optima, marks, group, float(text_tokens)))
         _legend_outside(fig, axes[0])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("frontier", fig, tuple(panels), cost, (float(text_tokens),),
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
@@ -588,11 +614,15 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                     my = offset + sign * float(best.predicted_error)
                     _star(ax, vstar, my, gid=f"optimum-{k}-{i}", label=None, color=color,
                           edge=FRONTIER_COLOR)
-                    ax.annotate(f"V* = {vstar:.3g}, N = {format_params(best.llm_params)}",
-                                (vstar, my), xytext=(8, 0), textcoords="offset points",
-                                fontsize=7, va="center", zorder=7,
-                                bbox={"boxstyle": "round,pad=0.15", "fc": "white",
-                                      "ec": "none", "alpha": 0.85})
+                    # an inner minimum: under the star (the curve is convex there, so the
+                    # label is off it); at an end of the token range: beside the star
+                    edge = vstar <= tlo * 1.001 or vstar >= thi * 0.999
+                    ax.annotate(f"V*={vstar:.3g}", (vstar, my),
+                                xytext=((-8 if vstar >= thi * 0.999 else 8) if edge else 0,
+                                        0 if edge else -9),
+                                textcoords="offset points", fontsize=6.5, color=color,
+                                ha=("right" if vstar >= thi * 0.999 else "left") if edge
+                                else "center", va="center" if edge else "top", zorder=7)
                     curves[label] = (v, y)
                     optima.append(best)
                     marks.append((vstar, my))
@@ -606,8 +636,8 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
         _star(axes[0][-1], np.nan, np.nan, gid="optimum-legend", color="#FFFFFF",
               edge=FRONTIER_COLOR, label="planner optimum V* (per budget)")
         _legend_outside(fig, [a for r in axes for a in r])
-        fig.suptitle(title or f"{_law_label(next(iter(groups.values())))}: iso-FLOP curves "
-                     f"({_cost_name(settings[0])})")
+        _suptitle(fig, title or f"{_law_label(next(iter(groups.values())))}: iso-FLOP curves "
+                  f"({_cost_name(settings[0])})")
     return PlotResult("isoflop", fig, tuple(panels), cost, qs,
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
@@ -650,13 +680,20 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
             levels = round_budgets(float(c.min()), float(c.max()), most=6)
             contours = ax.contour(n / 1e9, v, c, levels=levels, colors="white",
                                   linewidths=0.8, linestyles="-")
-            ax.clabel(contours, fmt=_flops_label, fontsize=6)
+            from matplotlib import patheffects
+
+            labels = ax.clabel(contours, fmt=_flops_label, fontsize=7, inline_spacing=4)
+            for text in labels:
+                text.set_path_effects([patheffects.withStroke(linewidth=2, foreground="black")])
             front = _frontier(law, np.geomspace(c.min(), c.max(), 96), cost, text_tokens,
                               options)
             ok = np.asarray(front.feasible, bool)
             fn = np.asarray(front.llm_params, float)[ok] / 1e9
             fv = np.asarray(front.visual_tokens, float)[ok]
-            ax.plot(fn, fv, color=FRONTIER_COLOR, lw=1.8, ls="--",
+            # on a white halo above the mesh; the V axis starts a little below the token
+            # range so that a path along its lower end (Q = 0: V = 1) stays visible
+            ax.plot(fn, fv, color="#FFFFFF", lw=4.0, zorder=5)
+            ax.plot(fn, fv, color=FRONTIER_COLOR, lw=1.8, ls="--", zorder=6,
                     label="optimal path (planner)", gid=f"frontier-{k}")
             optima, marks = (), ()
             if budget is not None:
@@ -676,7 +713,7 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(nlo / 1e9, nhi / 1e9)
-            ax.set_ylim(tlo, thi)
+            ax.set_ylim(tlo / 1.3, thi * 1.3)
             ax.grid(False)
             ax.set_xlabel("LLM parameters N (billions)\n"
                           f"white: iso-FLOP budgets, {_cost_name(s)}, Q = {text_tokens:g}")
@@ -686,7 +723,7 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                                 (px, py), (fn, fv), optima, marks, group, float(text_tokens)))
         _legend_outside(fig, axes[0])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("heatmap", fig, tuple(panels), cost, (float(text_tokens),),
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
@@ -748,7 +785,7 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
                                 (px, py), group=group))
         _legend_outside(fig, [axes[0][c] for c in range(len(groups))])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("fit", fig, tuple(panels), "n/a", (),
                       _law_label(next(iter(groups.values()))))
 
