@@ -1,0 +1,286 @@
+"""Variable projection over any number of nonlinear parameters (draft, moves to fit/varpro.py).
+
+A law is ``Y = offset(x; nu) + X(x; nu) @ l``: for fixed nonlinear parameters ``nu`` the
+weighted least-squares problem in the linear parameters ``l``,
+
+    min_l  sum_i w_i (Y_i - offset_i - X_i l)^2     subject to  lower <= l <= upper,
+
+is a small convex quadratic programme solved exactly by enumerating active sets (Golub &
+Pereyra 1973 for the projection; Lawson & Hanson 1974 for the bounds). The projected
+objective ``f(nu)`` is searched on a grid in ``u`` with ``nu = lo + u^2`` (dense near the
+lower bound, where scaling exponents live), then refined by a batched stencil-Newton search:
+the ``3^k`` stencil of spacing ``h`` around ``u`` gives central-difference gradient and
+Hessian, hence a Newton point (used when the Hessian is positive definite, trust radius
+``8h``); the best of stencil and Newton point becomes the centre; ``h`` follows the Newton
+step, doubles on a stencil move and halves when the centre stays best.
+
+Weights ``W`` carry repeated configurations (counts, so a table of ``10^6`` rows with few
+distinct configurations is fitted on its sufficient statistics) and bootstrap resamples
+(one row of ``W`` per resample, all refits in one batch). Every array op is vectorised over
+leading batch axes; grid products are chunked to bound memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+Basis = Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+CHUNK_BYTES = 64 * 2 ** 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A law's structure on one data set, in the form the solvers need.
+
+    ``axes`` (name -> ``(n,)``), the ``basis`` callable (values of axes and nonlinear
+    parameters -> ``X (..., n, m)``, ``offset (..., n)``), the nonlinear parameters with their
+    lower bounds ``lo`` and search limits ``u_max`` (``nu = lo + u^2``, ``u in [0, u_max]``),
+    and the linear parameters' bounds (``"min_y"`` resolved per batch).
+    """
+
+    axes: Mapping[str, np.ndarray]
+    basis: Basis
+    nonlinear: tuple[str, ...]
+    linear: tuple[str, ...]
+    lo: np.ndarray
+    u_max: np.ndarray
+    lin_lower: np.ndarray
+    lin_upper: tuple[float | str, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.nonlinear)
+
+    def nu(self, u: np.ndarray) -> np.ndarray:
+        return self.lo + u * u
+
+    def design(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X (..., n, m)`` and ``offset (..., n)`` at ``u (..., k)``."""
+        nu = self.nu(u)
+        values = dict(self.axes)
+        for i, p in enumerate(self.nonlinear):
+            values[p] = nu[..., i:i + 1]
+        return self.basis(values)
+
+    def bounds(self, y_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the linear parameters, ``(..., m)``."""
+        y_min = np.asarray(y_min, float)[..., None]
+        lo = np.broadcast_to(self.lin_lower, y_min.shape[:-1] + (len(self.linear),))
+        hi = [y_min if h == "min_y" else np.full(y_min.shape, float(h)) for h in self.lin_upper]
+        return lo, (np.concatenate(hi, axis=-1) if hi else np.zeros(y_min.shape[:-1] + (0,)))
+
+
+def stencil(k: int) -> tuple[np.ndarray, int]:
+    """All ``3^k`` offsets in ``{-1, 0, 1}^k`` and the index of the centre."""
+    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=k)), float).reshape(-1, k)
+    return offsets, (3 ** k - 1) // 2
+
+
+def _solve_small(A: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched ``A x = r``: Cramer's rule up to 3x3, LAPACK beyond. Returns ``x, ok``."""
+    m = A.shape[-1]
+    if m == 1:
+        det = A[..., 0, 0]
+        x = r / np.where(det == 0, 1.0, det)[..., None]
+    elif m == 2:
+        a, b, c, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 0], A[..., 1, 1]
+        det = a * d - b * c
+        safe = np.where(det == 0, 1.0, det)
+        x = np.stack([(d * r[..., 0] - b * r[..., 1]) / safe,
+                      (a * r[..., 1] - c * r[..., 0]) / safe], axis=-1)
+    elif m == 3:
+        cof = np.stack([np.cross(A[..., 1, :], A[..., 2, :]),
+                        np.cross(A[..., 2, :], A[..., 0, :]),
+                        np.cross(A[..., 0, :], A[..., 1, :])], axis=-2)
+        det = np.sum(A[..., 0, :] * cof[..., 0, :], axis=-1)
+        safe = np.where(det == 0, 1.0, det)
+        x = np.einsum("...ji,...j->...i", cof, r) / safe[..., None]
+    else:
+        det = np.linalg.det(A)
+        eye = np.eye(m) * (det == 0)[..., None, None]
+        x = np.linalg.solve(A + eye, r[..., None])[..., 0]
+    scale = np.prod(np.abs(np.diagonal(A, axis1=-2, axis2=-1)), axis=-1)
+    return x, np.abs(det) > 1e-12 * scale
+
+
+def solve_bounded(G: np.ndarray, b: np.ndarray, yy: np.ndarray, lower: np.ndarray,
+                  upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``argmin_{lower <= l <= upper} yy - 2 l.b + l.G.l`` over batches.
+
+    The optimum of a convex QP is the unconstrained minimiser on the face of its active set,
+    so the best feasible face minimiser over all ``3^m`` faces is the global optimum.
+    """
+    m = G.shape[-1]
+    lower = np.broadcast_to(lower, b.shape)
+    upper = np.broadcast_to(upper, b.shape)
+    states = [["free"] + (["lo"] if np.isfinite(lower[..., j]).all() else [])
+              + (["hi"] if np.isfinite(upper[..., j]).all() else []) for j in range(m)]
+    best_q = np.full(b.shape[:-1], np.inf)
+    best_l = np.zeros_like(b)
+    for pattern in itertools.product(*states):
+        free = [j for j, s in enumerate(pattern) if s == "free"]
+        l = np.zeros_like(b)
+        for j, s in enumerate(pattern):
+            if s != "free":
+                l[..., j] = (lower if s == "lo" else upper)[..., j]
+        ok = np.ones(b.shape[:-1], bool)
+        if free:
+            rhs = b[..., free] - np.einsum("...ij,...j->...i", G[..., free, :], l)
+            x, ok = _solve_small(G[..., free, :][..., :, free], rhs)
+            l[..., free] = x
+            tol = 1e-10 * (1.0 + np.abs(x))
+            ok &= np.all((x >= lower[..., free] - tol) & (x <= upper[..., free] + tol), axis=-1)
+        q = yy - 2.0 * np.sum(l * b, axis=-1) + np.einsum("...i,...ij,...j->...", l, G, l)
+        better = ok & (q < best_q)
+        best_q = np.where(better, q, best_q)
+        best_l = np.where(better[..., None], l, best_l)
+    return np.clip(best_l, lower, upper), best_q
+
+
+def project(pb: Problem, W: np.ndarray, Y: np.ndarray, u: np.ndarray, y_min: np.ndarray,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal bounded linear parameters and weighted SSE at ``u (..., k)``.
+
+    ``W``/``Y`` ``(..., n)`` broadcast against the batch. The SSE is recomputed from the
+    residuals (not the normal equations) for accuracy.
+    """
+    X, off = pb.design(u)
+    r = Y - off
+    Xw = X * W[..., None]
+    G = np.swapaxes(Xw, -1, -2) @ X
+    b = np.sum(Xw * r[..., None], axis=-2)
+    yy = np.sum(W * r * r, axis=-1)
+    lower, upper = pb.bounds(y_min)
+    coef, _ = solve_bounded(G, b, yy, lower, upper)
+    resid = r - np.einsum("...nk,...k->...n", X, coef)
+    return coef, np.sum(W * resid * resid, axis=-1)
+
+
+def u_grid(pb: Problem, points: int) -> np.ndarray:
+    """The search grid, ``(points^k, k)``: ``u`` uniform on ``[0, u_max]`` per parameter."""
+    axes = [np.linspace(0.0, m, points) for m in pb.u_max]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, pb.k)
+
+
+def grid_search(pb: Problem, W: np.ndarray, Y: np.ndarray, y_min: np.ndarray,
+                U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best grid point of ``U (g, k)`` for each row of ``W``/``Y`` ``(B, n)``.
+
+    The normal equations of every (resample, grid point) pair come from matrix products
+    (``W @ [X_i X_j]``, ``(W Y) @ X``, ...) since ``X`` does not depend on the resample; the
+    grid is processed in chunks so that memory stays bounded for large ``n``.
+    Returns ``u (B, k)`` and the objective ``(B,)``.
+    """
+    B, n = W.shape
+    WY, WYY = W * Y, np.sum(W * Y * Y, axis=1)
+    lower, upper = pb.bounds(y_min)
+    best_q = np.full(B, np.inf)
+    best_u = np.zeros((B, pb.k))
+    X0, _ = pb.design(U[:1])
+    m = X0.shape[-1]
+    step = max(1, int(CHUNK_BYTES // (8 * n * (m * m + m + 2))))
+    for start in range(0, len(U), step):
+        Uc = U[start:start + step]
+        g = len(Uc)
+        X, off = pb.design(Uc)                        # (g, n, m), (g, n)
+        X, off = np.broadcast_to(X, (g, n, m)), np.broadcast_to(off, (g, n))
+        P = (X[..., :, None] * X[..., None, :]).transpose(1, 0, 2, 3).reshape(n, -1)
+        G = (W @ P).reshape(B, g, m, m)
+        b = (WY @ X.transpose(1, 0, 2).reshape(n, -1)).reshape(B, g, m)
+        yy = WYY[:, None] + 0.0
+        if np.any(off != 0):
+            b -= (W @ (off[..., None] * X).transpose(1, 0, 2).reshape(n, -1)).reshape(B, g, m)
+            yy = yy - 2.0 * (WY @ off.T) + W @ (off * off).T
+        _, q = solve_bounded(G, b, yy, lower[:, None], upper[:, None])
+        idx = np.argmin(q, axis=1)
+        qi = q[np.arange(B), idx]
+        better = qi < best_q
+        best_q = np.where(better, qi, best_q)
+        best_u[better] = Uc[idx[better]]
+    return best_u, best_q
+
+
+def local_minima(pb: Problem, W: np.ndarray, Y: np.ndarray, y_min: np.ndarray, points: int,
+                 top: int) -> np.ndarray:
+    """Up to ``top`` grid points that are local minima of the projected objective (best
+    first), one data set (``W``, ``Y`` of shape ``(n,)``): starts for a multi-start search."""
+    U = u_grid(pb, points)
+    _, q = project(pb, W, Y, U, y_min)
+    shape = (points,) * pb.k
+    Q = q.reshape(shape)
+    is_min = np.ones(shape, bool)
+    for axis in range(pb.k):
+        for shift in (-1, 1):
+            neighbour = np.roll(Q, shift, axis=axis)
+            edge = [slice(None)] * pb.k
+            edge[axis] = 0 if shift == 1 else -1
+            neighbour[tuple(edge)] = np.inf
+            is_min &= Q <= neighbour
+    idx = np.flatnonzero(is_min.ravel())
+    idx = idx[np.argsort(q[idx])][:top]
+    return U[idx]
+
+
+def local_search(pb: Problem, W: np.ndarray, Y: np.ndarray, y_min: np.ndarray,
+                 u0: np.ndarray, step: float | np.ndarray, *, tol: float = 1e-10,
+                 max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Refine ``u (B, k)`` by stencil-Newton steps (module doc), batched over resamples.
+
+    Returns ``u``, the linear coefficients, the SSE and a per-row ``converged`` flag.
+    """
+    k = pb.k
+    offsets, centre = stencil(k)
+    plus = [int(np.flatnonzero((offsets == np.eye(k)[i]).all(1))[0]) for i in range(k)]
+    minus = [int(np.flatnonzero((offsets == -np.eye(k)[i]).all(1))[0]) for i in range(k)]
+    u = u0.copy()
+    B = u.shape[0]
+    h = np.broadcast_to(np.asarray(step, float), (B,)).copy()
+    active = np.ones(B, bool)
+    last = np.full(B, np.inf)
+    W = np.broadcast_to(W, (B, W.shape[-1]))
+    Y = np.broadcast_to(Y, (B, Y.shape[-1]))
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        ia = np.flatnonzero(active)
+        hs = h[ia]
+        cand = np.clip(u[ia, None, :] + hs[:, None, None] * offsets, 0.0, pb.u_max)
+        _, q = project(pb, W[ia, None, :], Y[ia, None, :], cand, y_min[ia, None])
+        g = np.stack([q[:, plus[i]] - q[:, minus[i]] for i in range(k)], -1) / (2 * hs[:, None])
+        H = np.empty((ia.size, k, k))
+        for i in range(k):
+            H[:, i, i] = (q[:, plus[i]] - 2 * q[:, centre] + q[:, minus[i]]) / hs ** 2
+            for j in range(i + 1, k):
+                e = np.eye(k)
+                pp, pm, mp, mm = (int(np.flatnonzero((offsets == s1 * e[i] + s2 * e[j]).all(1))[0])
+                                  for s1, s2 in ((1, 1), (1, -1), (-1, 1), (-1, -1)))
+                H[:, i, j] = H[:, j, i] = (q[:, pp] - q[:, pm] - q[:, mp] + q[:, mm]) / (
+                    4 * hs ** 2)
+        eig = np.linalg.eigvalsh(H)
+        pd = eig[:, 0] > 0
+        safe = np.where(pd[:, None, None], H, np.eye(k))
+        delta = -np.linalg.solve(safe, g[..., None])[..., 0]
+        delta = np.clip(np.where(pd[:, None], delta, 0.0), -8 * hs[:, None], 8 * hs[:, None])
+        newton = np.clip(u[ia] + delta, 0.0, pb.u_max)
+        _, qn = project(pb, W[ia], Y[ia], newton, y_min[ia])
+        qn = np.where(pd, qn, np.inf)
+        best = np.argmin(q, axis=1)
+        qb = q[np.arange(ia.size), best]
+        c = q[:, centre]
+        use_newton = qn <= np.minimum(qb, c)
+        move = ~use_newton & (qb < c - 1e-15 * np.abs(c))
+        u[ia[use_newton]] = newton[use_newton]
+        u[ia[move]] = cand[move, best[move]]
+        step_n = np.max(np.abs(delta), axis=1)
+        h[ia] = np.where(use_newton, np.clip(0.5 * step_n, 0.01 * hs, 4 * hs),
+                         np.where(move, 2 * hs, 0.5 * hs))
+        now = np.minimum(c, np.minimum(qb, qn))
+        stalled = (last[ia] - now <= 1e-13 * np.abs(now)) & (h[ia] < 1e-6)
+        last[ia] = now
+        active[ia] = (h[ia] > tol) & ~stalled
+    coef, q = project(pb, W, Y, u, y_min)
+    return u, coef, q, ~active
