@@ -265,7 +265,11 @@ def substitute(e: Expr, values: Mapping[str, float]) -> Expr:
 
 
 def evaluate(e: Expr, env: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``e`` with numpy, names looked up in ``env`` (arrays broadcast together)."""
+    """``e`` with numpy, names looked up in ``env`` (arrays broadcast together).
+
+    When ``env`` also holds ``"ln:x"`` (the log of a positive axis ``x``), powers of ``x``
+    are computed as ``exp(e * ln x)``, which is faster on large batches.
+    """
     op, a = e.op, e.args
     if op == "num":
         return np.float64(e.value)
@@ -275,6 +279,8 @@ def evaluate(e: Expr, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return -evaluate(a[0], env)
     if op in FUNCTIONS:
         return FUNCTIONS[op](evaluate(a[0], env))
+    if op == "pow" and a[0].op == "sym" and "ln:" + a[0].name in env:
+        return np.exp(evaluate(a[1], env) * env["ln:" + a[0].name])  # x^e = exp(e ln x)
     x, y = evaluate(a[0], env), evaluate(a[1], env)
     if op == "add":
         return x + y

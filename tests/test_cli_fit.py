@@ -62,7 +62,7 @@ def test_group_by_and_auto(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "args", "message"), [
-    ("llm_params,accuracy\n1B,0.5\n", [], "has no column 'visual_tokens'"),
+    ("llm_params,accuracy\n1B,0.5\n", [], "needs axis V but the table binds only N=llm_params"),
     ("llm_params,visual_tokens,accuracy\n1B,1,\n", [], "row 1 of bad.csv, column 'accuracy': "
      "missing value"),
     ("llm_params,visual_tokens,accuracy\n1B,1,nan\n", [], "'nan' is not a finite number"),
@@ -79,7 +79,7 @@ def test_group_by_and_auto(tmp_path):
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", ["--loss", "l1"],
      "unknown loss 'l1'"),
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", [],
-     "4 parameters but only 2 points"),
+     "4 parameters but only 2 distinct points"),
 ])
 def test_bad_input_exit_2_one_line(tmp_path, text, args, message):
     path = tmp_path / "bad.csv"

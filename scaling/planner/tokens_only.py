@@ -84,9 +84,9 @@ def _law_values(law: Any, V: np.ndarray, n_params: float) -> dict[str, np.ndarra
     if "V" not in axes or extra:
         raise ScalingError(f"token planning needs a law over V (visual tokens), optionally N; "
                            f"law {law.label or law.law!r} has axes {', '.join(axes)}")
-    values = {"V": V * law.axis_scale("V")}
+    values = {"V": V / law.axis_unit("V")}
     if "N" in axes:
-        values["N"] = np.full_like(V, n_params * law.axis_scale("N"))
+        values["N"] = np.full_like(V, n_params / law.axis_unit("N"))
     return values
 
 
@@ -185,13 +185,13 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
     for p in (best, cheapest, knee):
         if p is not None and "V" in ranges:
             v_lo, v_hi = ranges["V"]
-            v = p.visual_tokens * law.axis_scale("V")
+            v = p.visual_tokens / law.axis_unit("V")
             if not v_lo <= v <= v_hi:
                 warnings.append(f"V = {p.visual_tokens} is outside the token counts the law "
                                 f"was fitted on ({v_lo:g} to {v_hi:g}): extrapolation")
     if "N" in law.axis_names and "N" in ranges:
         n_lo, n_hi = ranges["N"]
-        n = n_params * law.axis_scale("N")
+        n = n_params / law.axis_unit("N")
         if not n_lo <= n <= n_hi:
             warnings.append(f"{llm} ({n_params:.3g} parameters) is outside the sizes the law "
                             "was fitted on: extrapolation")

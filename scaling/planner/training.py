@@ -7,7 +7,7 @@ the training budget ``C = 6 N D`` (N parameters, D tokens). For the ``chinchilla
     N* = G (C/6)^(beta/(alpha+beta)),   D* = G^-1 (C/6)^(alpha/(alpha+beta)),
     G  = (alpha A / (beta B))^(1/(alpha+beta)),
 
-(in the law's own units: ``C/6`` becomes ``C s_N s_D / 6`` when ``N`` is read in billions);
+(in the law's own units: ``C/6`` becomes ``C / (6 u_N u_D)`` when ``N`` is read in billions);
 any other law over (N, D) is minimised numerically along the budget line.
 
 **Lifetime-optimal** (Sardana et al. 2023, "Beyond Chinchilla-Optimal: Accounting for
@@ -52,7 +52,7 @@ class TrainingOptimum:
         return self.train_tokens / self.llm_params
 
 
-def _scales(law: Any) -> tuple[float, float]:
+def _units(law: Any) -> tuple[float, float]:
     axes = tuple(law.axis_names)
     if "N" not in axes or "D" not in axes:
         raise ScalingError(f"training-compute planning needs a law over N (parameters) and D "
@@ -62,26 +62,26 @@ def _scales(law: Any) -> tuple[float, float]:
     if set(axes) - {"N", "D"}:
         raise ScalingError(f"law {law.label or law.law!r} has axes {', '.join(axes)} beyond N "
                            "and D; training planning needs a law over exactly N and D")
-    return float(law.axis_scale("N")), float(law.axis_scale("D"))
+    return float(law.axis_unit("N")), float(law.axis_unit("D"))
 
 
 def _loss(law: Any, n_params: np.ndarray, d_tokens: np.ndarray) -> np.ndarray:
-    s_n, s_d = _scales(law)
+    u_n, u_d = _units(law)
     with np.errstate(all="ignore"):
-        return np.asarray(law.evaluate({"N": n_params * s_n, "D": d_tokens * s_d}), float)
+        return np.asarray(law.evaluate({"N": n_params / u_n, "D": d_tokens / u_d}), float)
 
 
-def chinchilla_closed_form(params: dict[str, float], budget: float, s_n: float = 1.0,
-                           s_d: float = 1.0) -> tuple[float, float]:
+def chinchilla_closed_form(params: dict[str, float], budget: float, u_n: float = 1.0,
+                           u_d: float = 1.0) -> tuple[float, float]:
     """``(N*, D*)`` in parameters and tokens for ``L = E + A N^-alpha + B D^-beta``."""
     A, a, B, b = params["A"], params["alpha"], params["B"], params["beta"]
     if not (A > 0 and B > 0 and a > 0 and b > 0):
         raise ScalingError("the closed-form optimum needs A, B, alpha, beta > 0; got "
                            f"A={A:g}, B={B:g}, alpha={a:g}, beta={b:g}")
-    k = budget * s_n * s_d / 6.0                 # N D in law units
+    k = budget / (6.0 * u_n * u_d)               # N D in law units
     G = (a * A / (b * B)) ** (1.0 / (a + b))
     n_law = G * k ** (b / (a + b))
-    return n_law / s_n, (k / n_law) / s_d
+    return n_law * u_n, (k / n_law) * u_d
 
 
 def _minimise_along(f, lo: float, hi: float) -> float:
@@ -115,10 +115,10 @@ def optimum(law: Any, budget_flops: float, *, requests: float = 0.0,
     for what, v in (("--requests", requests), ("--request-tokens", request_tokens)):
         if not (math.isfinite(v) and v >= 0):
             raise ScalingError(f"{what} must be >= 0, got {v!r}")
-    s_n, s_d = _scales(law)
+    u_n, u_d = _units(law)
     inference_per_param = 2.0 * request_tokens * requests
     if inference_per_param == 0 and law.law == "chinchilla":
-        N, D = chinchilla_closed_form(dict(law.params), budget_flops, s_n, s_d)
+        N, D = chinchilla_closed_form(dict(law.params), budget_flops, u_n, u_d)
         method = "closed form (chinchilla)"
     else:
         hi = math.log(min(llm_range[1], budget_flops / max(inference_per_param, 1e-300)))
