@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.formula import Formula, parse
+from scaling.formula import Formula, parse, parse_expr
 
 Bound = tuple[float, float | str]
 INF = float("inf")
@@ -151,7 +151,26 @@ def law_form(law: str, axes: Iterable[str] = ("N", "V")) -> LawForm:
         return LAWS[law]
     if law.replace("-", "_").isidentifier():
         get_law(law)  # a bare name that is not registered: say so, with the choices
+    if not tuple(axes):
+        parse_expr(law)
+        return None  # type: ignore[return-value]  (syntax check only)
     return _formula_form(law, tuple(axes))
+
+
+def needed_axes(law: str, bound: Iterable[str]) -> tuple[str, ...] | None:
+    """The axes a law reads, given the bound names (``None`` for ``auto``): registered laws
+    their own, formulas the bound names they use (an error when they use none)."""
+    if law == "auto":
+        return None
+    if law in LAWS:
+        return LAWS[law].axes
+    law_form(law, ())
+    bound = tuple(bound)
+    used = tuple(a for a in bound if a in parse_expr(law).symbols)
+    if not used:
+        raise ScalingError(f"law formula {law!r} uses none of the bound axes "
+                           f"({', '.join(bound)}); bind a column with --axis NAME=COLUMN")
+    return used
 
 
 def with_bounds(form: LawForm, overrides: Mapping[str, tuple[float, float]]) -> LawForm:

@@ -62,7 +62,7 @@ def test_group_by_and_auto(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "args", "message"), [
-    ("llm_params,accuracy\n1B,0.5\n", [], "needs axis V but the table binds only N=llm_params"),
+    ("llm_params,accuracy\n1B,0.5\n", [], "has no column 'visual_tokens'"),
     ("llm_params,visual_tokens,accuracy\n1B,1,\n", [], "row 1 of bad.csv, column 'accuracy': "
      "missing value"),
     ("llm_params,visual_tokens,accuracy\n1B,1,nan\n", [], "'nan' is not a finite number"),

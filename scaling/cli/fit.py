@@ -56,12 +56,13 @@ def fit_command(
     """Fit a scaling law Y(N, V, ...) to sweep results, with bootstrap CIs and hold-out checks."""
     from scaling.fit.fitter import fit_groups, save_laws
     from scaling.fit.table import load_sweep, parse_axis_options
-    from scaling.law import parse_bound_options
+    from scaling.law import DEFAULT_AXES, needed_axes, parse_bound_options
 
     axes = parse_axis_options(axis)
     bounds = parse_bound_options(bound)
+    need = needed_axes(law, dict.fromkeys([*DEFAULT_AXES, *axes]))  # checked before reading
     table = load_sweep(data, metric=metric or None, group_by=group_by, kind=metric_kind,
-                       axes=axes)
+                       axes=axes, need=need)
     results = fit_groups(table, law=law, loss=loss, bootstrap=bootstrap, resample=resample,
                          seed=seed, ci_level=ci, validation=not no_validation, bounds=bounds)
     if output is not None:

@@ -97,10 +97,10 @@ class LawArtifact(BaseModel):
                 arr = np.asarray(self.draws, float)
             except (TypeError, ValueError):
                 raise ValueError("draws must be a list of lists of numbers") from None
+            if arr.size == 0:
+                raise ValueError("draws is empty; drop the key or refit with --bootstrap K")
             if arr.ndim != 2 or arr.shape[1] != len(form.params):
                 raise ValueError("every draw needs one value per parameter")
-            if arr.shape[0] == 0:
-                raise ValueError("draws is empty; drop the key or refit with --bootstrap K")
             if not np.all(np.isfinite(arr)):
                 raise ValueError("draws must be finite numbers")
             self.draws = arr

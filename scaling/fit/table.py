@@ -404,12 +404,15 @@ def _bindings(axes: Mapping[str, str] | None) -> tuple[dict[str, Axis], set[str]
 
 def load_sweep(paths: str | Path | Sequence[str | Path], *,
                metric: str | Sequence[str] | None = None, group_by: str | None = None,
-               kind: str = "auto", axes: Mapping[str, str] | None = None) -> SweepData:
+               kind: str = "auto", axes: Mapping[str, str] | None = None,
+               need: Sequence[str] | None = None) -> SweepData:
     """Read, validate and combine sweep tables into the ``Y`` the fitter uses.
 
     ``kind`` is ``"auto"`` (by name: ``error``/``loss`` are errors, anything else an
     accuracy), ``"accuracy"`` (fit ``1 - value``) or ``"error"`` (fit the value as is).
     ``axes`` binds extra axes (or rebinds ``N``/``V``) to columns: ``{"D": "train_tokens"}``.
+    ``need`` (the law's axes, when known) loads exactly those axes, each of which must be bound
+    and present; otherwise every bound axis whose column is present is loaded.
     """
     if kind not in ("auto", "accuracy", "error"):
         raise ScalingError(f"metric kind must be auto, accuracy or error, got {kind!r}")
@@ -419,8 +422,15 @@ def load_sweep(paths: str | Path | Sequence[str | Path], *,
     bindings, user_bound = _bindings(axes)
     tables = [_read(Path(p)) for p in paths]
     names = _metric_names(metric)
-    present = [a for a, b in bindings.items()
-               if a in user_bound or all(b.column in t.columns for t in tables)]
+    if need is not None:
+        unbound = [a for a in need if a not in bindings]
+        if unbound:
+            raise ScalingError(f"the law needs axis {unbound[0]} but no column is bound to it; "
+                               f"bind one with --axis {unbound[0]}=COLUMN")
+        present = list(need)
+    else:
+        present = [a for a, b in bindings.items()
+                   if a in user_bound or all(b.column in t.columns for t in tables)]
     parts: list[dict[str, Any]] = []
     notes: list[str] = []
     metric_label = ""
