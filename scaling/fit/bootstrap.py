@@ -13,7 +13,8 @@ weighted fit and all ``K`` refits run as one batch):
 Draws that contain fewer than 2 distinct values of an axis, or fewer distinct points than
 the law has parameters, cannot identify it and are dropped (and counted). For ``sse`` every
 refit is the exact variable-projection optimum: a grid search, then stencil-Newton searches
-started from *both* the grid's best point and the full-data estimate, the better kept
+started from the full-data estimate and, where the grid's best point lies in another cell,
+from that point too, the better kept
 (``tests/test_fit.py`` checks every draw of the paper's 1,000 against an independent
 multi-start). For ``huber`` that search (relative least squares) only gives starting
 points; each draw is then polished by L-BFGS-B on the true objective from it and from the
@@ -29,7 +30,7 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.fit import varpro
-from scaling.fit.polish import Context, assemble, polish
+from scaling.fit.polish import Context, assemble, batched_lm
 from scaling.fit.table import SweepData
 from scaling.law import LawForm, optimal_visual_tokens
 
@@ -134,34 +135,39 @@ def run_bootstrap(ctx: Context, data: SweepData, theta_hat: np.ndarray, k: int, 
     y_min = np.where(Wc > 0, Yc, np.inf).min(axis=1)
     Wp = Wc if ctx.loss == "sse" else Wc / Yc ** 2
     pb = ctx.problem()
-    unconverged = 0
-    if pb.k:
-        points = BOOT_GRID.get(pb.k, 3)
-        U = varpro.u_grid(pb, points)
-        u_grid, _ = varpro.grid_search(pb, Wp, Yc, y_min, U)
-        nu_hat = np.array([theta_hat[form.params.index(p)] for p in form.exponents])
-        u_hat = np.sqrt(np.clip(nu_hat - pb.lo, 0.0, None))
-        starts = np.concatenate([u_grid, np.broadcast_to(u_hat, u_grid.shape)])
-        step = np.min(pb.u_max) / max(points - 1, 1) / 4
-        u, coef, q, ok = varpro.local_search(pb, np.concatenate([Wp, Wp]),
-                                             np.concatenate([Yc, Yc]),
-                                             np.concatenate([y_min, y_min]), starts, step,
-                                             max_iter=80)
-        pick = np.where(q[B:] < q[:B], np.arange(B) + B, np.arange(B))
-        draws = assemble(form, pb.nu(u[pick]), coef[pick])
-        unconverged = int((~ok[pick]).sum())
-    else:
-        coef, _ = varpro.project(pb, Wp, Yc, np.zeros((B, 0)), y_min)
-        draws = assemble(form, np.zeros((B, 0)), coef)
-    if ctx.loss == "huber":
-        for i in range(B):
-            bounds = ctx.lbfgs_bounds(float(y_min[i]))
-            best, best_obj = None, np.inf
-            for start in (draws[i], theta_hat):
-                theta, obj = polish(ctx, start, bounds, w=Wc[i], y=Yc[i])
-                if obj < best_obj:
-                    best, best_obj = theta, obj
-            draws[i] = best
+    lo_hi = [ctx.lbfgs_bounds(float(m)) for m in y_min]
+    lo = np.array([[b[0] if b[0] is not None else -np.inf for b in row] for row in lo_hi])
+    hi = np.array([[b[1] if b[1] is not None else np.inf for b in row] for row in lo_hi])
+    # 1. every draw: Levenberg-Marquardt from the full-data estimate (its basin)
+    draws, obj, ok = batched_lm(ctx, np.broadcast_to(theta_hat, (B, len(form.params))),
+                                Wc, Yc, lo, hi)
+    # 2. other basins: the variable-projection optimum from the grid's best point where it
+    #    lies in another cell than the estimate (sse), or from the relative least-squares
+    #    optimum of every draw (huber); the better of the two answers is kept
+    if pb.k or ctx.loss == "huber":
+        rows = np.arange(B)
+        if pb.k:
+            points = BOOT_GRID.get(pb.k, 3)
+            U = varpro.u_grid(pb, points)
+            u_grid, _ = varpro.grid_search(pb, Wp, Yc, y_min, U)
+            nu_hat = np.array([theta_hat[form.params.index(p)] for p in form.exponents])
+            u_hat = np.sqrt(np.clip(nu_hat - pb.lo, 0.0, None))
+            spacing = pb.u_max / max(points - 1, 1)
+            if ctx.loss == "sse":
+                rows = np.flatnonzero(np.any(np.abs(u_grid - u_hat) > spacing * (1 + 1e-9),
+                                             axis=1))
+            u, coef, _, _ = varpro.local_search(pb, Wp[rows], Yc[rows], y_min[rows],
+                                                u_grid[rows], np.min(spacing) / 4, max_iter=80)
+            other = assemble(form, pb.nu(u), coef)
+        else:
+            coef, _ = varpro.project(pb, Wp, Yc, np.zeros((B, 0)), y_min)
+            other = assemble(form, np.zeros((B, 0)), coef)
+        if rows.size:
+            th2, obj2, ok2 = batched_lm(ctx, other, Wc[rows], Yc[rows], lo[rows], hi[rows])
+            better = obj2 < obj[rows]
+            draws[rows[better]], obj[rows[better]] = th2[better], obj2[better]
+            ok[rows[better]] = ok2[better]
+    unconverged = int((~ok).sum())
     return Bootstrap(draws, int((~keep).sum()), unconverged, scheme, seed)
 
 

@@ -268,3 +268,73 @@ def fit_point(ctx: Context, *, grid: int = GRID) -> PointFit:
                 best_theta, best_obj = th, ob
     converged, grad = is_stationary(ctx, best_theta, bounds)
     return PointFit(best_theta, float(best_obj + ctx.within), converged, grad)
+
+
+def batched_lm(ctx: Context, theta0: np.ndarray, W: np.ndarray, Y: np.ndarray,
+               lo: np.ndarray, hi: np.ndarray, *, max_iter: int = 200,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Projected Levenberg-Marquardt on all parameters, batched over rows of ``W``/``Y``.
+
+    ``sse``: Gauss-Newton on ``P - Y``; ``huber``: iteratively reweighted Gauss-Newton on
+    ``ln P - ln Y`` with weights ``w min(1, delta/|r|)`` (so ``J^T (w r)`` is the exact Huber
+    gradient). A parameter at a bound whose gradient pushes outward is held; a step is kept
+    only if it lowers the true objective (else the damping grows tenfold). Returns
+    ``theta (B, p)``, the objective ``(B,)`` and a per-row ``converged`` flag.
+    """
+    form = ctx.form
+    p = len(form.params)
+    theta = np.clip(np.array(theta0, float), lo, hi)
+    B = theta.shape[0]
+    eye = np.eye(p)
+
+    def evaluate(th: np.ndarray, W: np.ndarray, Y: np.ndarray, jac: bool):
+        values = {**ctx.axes, **{q: th[:, i, None] for i, q in enumerate(form.params)}}
+        with np.errstate(all="ignore"):
+            pred = np.broadcast_to(form.evaluate(values), W.shape)
+            obj = losses.objective(ctx.loss, pred, Y, W)
+            obj = np.where(np.isfinite(obj), obj, np.inf)
+            if not jac:
+                return obj, None, None
+            J = np.broadcast_to(form.jacobian(values), W.shape + (p,))
+            if ctx.loss == "sse":
+                r, omega = pred - Y, W
+            else:
+                r = np.log(np.where(pred > 0, pred, 1.0)) - np.log(Y)
+                omega = W * np.minimum(1.0, losses.HUBER_DELTA / np.maximum(np.abs(r), 1e-300))
+                J = J / np.where(pred > 0, pred, 1.0)[..., None]
+            Jw = J * omega[..., None]
+            g = np.einsum("bnp,bn->bp", Jw, r)
+            H = np.einsum("bnp,bnq->bpq", Jw, J)
+        return obj, g, H
+
+    obj, g, H = evaluate(theta, W, Y, True)
+    lam = np.full(B, 1e-3)
+    active = np.isfinite(obj)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        ia = np.flatnonzero(active)
+        th, gi, Hi = theta[ia], g[ia], H[ia]
+        held = ((th <= lo[ia]) & (gi > 0)) | ((th >= hi[ia]) & (gi < 0))
+        free = ~held
+        Hf = Hi * (free[:, :, None] & free[:, None, :]) + eye * held[:, :, None]
+        diag = np.einsum("bii->bi", Hf)
+        A = Hf + eye * (lam[ia, None] * np.maximum(diag, 1e-300))[:, :, None]
+        with np.errstate(all="ignore"):
+            step = -np.linalg.solve(A, np.where(free, gi, 0.0)[..., None])[..., 0]
+        step = np.where(np.isfinite(step), step, 0.0)
+        new = np.clip(th + step, lo[ia], hi[ia])
+        new_obj, _, _ = evaluate(new, W[ia], Y[ia], False)
+        better = new_obj < obj[ia]
+        if better.any():
+            ib = ia[better]
+            theta[ib] = new[better]
+            o2, g2, H2 = evaluate(theta[ib], W[ib], Y[ib], True)
+            small = obj[ib] - o2 <= 1e-15 * np.abs(obj[ib]) + 1e-300
+            obj[ib], g[ib], H[ib] = o2, g2, H2
+            lam[ib] = np.maximum(lam[ib] / 10, 1e-12)
+            active[ib[small]] = False
+        worse = ia[~better]
+        lam[worse] *= 10
+        active[worse[lam[worse] > 1e8]] = False
+    return theta, obj, ~active

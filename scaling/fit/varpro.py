@@ -123,18 +123,25 @@ def solve_bounded(G: np.ndarray, b: np.ndarray, yy: np.ndarray, lower: np.ndarra
     best_l = np.zeros_like(b)
     for pattern in itertools.product(*states):
         free = [j for j, s in enumerate(pattern) if s == "free"]
+        fixed = [j for j in range(m) if j not in free]
         l = np.zeros_like(b)
-        for j, s in enumerate(pattern):
-            if s != "free":
-                l[..., j] = (lower if s == "lo" else upper)[..., j]
+        for j in fixed:
+            l[..., j] = (lower if pattern[j] == "lo" else upper)[..., j]
         ok = np.ones(b.shape[:-1], bool)
         if free:
-            rhs = b[..., free] - np.einsum("...ij,...j->...i", G[..., free, :], l)
+            rhs = b[..., free].copy()
+            for a, i in enumerate(free):
+                for j in fixed:
+                    rhs[..., a] -= G[..., i, j] * l[..., j]
             x, ok = _solve_small(G[..., free, :][..., :, free], rhs)
             l[..., free] = x
             tol = 1e-10 * (1.0 + np.abs(x))
             ok &= np.all((x >= lower[..., free] - tol) & (x <= upper[..., free] + tol), axis=-1)
-        q = yy - 2.0 * np.sum(l * b, axis=-1) + np.einsum("...i,...ij,...j->...", l, G, l)
+        q = yy.copy()
+        for i in range(m):
+            q -= 2.0 * l[..., i] * b[..., i] - l[..., i] * l[..., i] * G[..., i, i]
+            for j in range(i + 1, m):
+                q += 2.0 * l[..., i] * l[..., j] * G[..., i, j]
         better = ok & (q < best_q)
         best_q = np.where(better, q, best_q)
         best_l = np.where(better[..., None], l, best_l)
@@ -150,13 +157,19 @@ def project(pb: Problem, W: np.ndarray, Y: np.ndarray, u: np.ndarray, y_min: np.
     """
     X, off = pb.design(u)
     r = Y - off
-    Xt = np.swapaxes(X * W[..., None], -1, -2)
-    G = Xt @ X
-    b = (Xt @ r[..., None])[..., 0]
+    m = X.shape[-1]
+    cols = [X[..., j] for j in range(m)]
+    wx = [W * c for c in cols]
+    G = np.empty(np.broadcast_shapes(r.shape, X.shape[:-1])[:-1] + (m, m))
+    for i in range(m):
+        for j in range(i, m):
+            G[..., i, j] = G[..., j, i] = np.sum(wx[i] * cols[j], axis=-1)
+    b = np.stack([np.sum(wx[i] * r, axis=-1) for i in range(m)], axis=-1) if m else \
+        np.zeros(G.shape[:-1])
     yy = np.sum(W * r * r, axis=-1)
     lower, upper = pb.bounds(y_min)
     coef, _ = solve_bounded(G, b, yy, lower, upper)
-    resid = r - (X @ coef[..., None])[..., 0]
+    resid = r - sum(coef[..., j, None] * cols[j] for j in range(m))
     return coef, np.sum(W * resid * resid, axis=-1)
 
 
@@ -228,7 +241,7 @@ def local_minima(q: np.ndarray, U: np.ndarray, points: int, top: int) -> np.ndar
 
 
 def local_search(pb: Problem, W: np.ndarray, Y: np.ndarray, y_min: np.ndarray,
-                 u0: np.ndarray, step: float | np.ndarray, *, tol: float = 1e-10,
+                 u0: np.ndarray, step: float | np.ndarray, *, tol: float = 1e-9,
                  max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Refine ``u (B, k)`` by stencil-Newton steps (module doc), batched over resamples.
 
