@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -274,16 +274,24 @@ class FittedLaw:
 
     def evaluate(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
         """Predicted ``Y`` at axis values given by name (law units)."""
-        vals = {a: np.asarray(values[a], float) for a in self.axis_names}
+        vals = _with_logs({a: np.asarray(values[a], float) for a in self.axis_names})
         return self.form.evaluate({**vals, **self.params})
+
+    def thinned(self, most: int) -> FittedLaw:
+        """The same law keeping at most ``most`` of its draws (evenly spaced, deterministic):
+        enough for percentiles, and bounded work for the planner's per-draw optima."""
+        if self.draws is None or len(self.draws) <= most:
+            return self
+        idx = np.linspace(0, len(self.draws) - 1, most).round().astype(int)
+        return replace(self, draws=np.asarray(self.draws)[idx])
 
     def evaluate_draws(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
         """Predictions under every bootstrap draw: shape ``(K, *broadcast(values))``."""
         if self.draws is None:
             raise ScalingError(f"law {self.label or self.law!r} has no bootstrap draws; "
                                "refit with --bootstrap K")
-        vals = {a: np.asarray(values[a], float)[None] for a in self.axis_names}
-        ndim = max((v.ndim for v in vals.values()), default=1) - 1
+        vals = _with_logs({a: np.asarray(values[a], float)[None] for a in self.axis_names})
+        ndim = max((v.ndim for k, v in vals.items() if ":" not in k), default=1) - 1
         cols = {p: self.draws[:, i].reshape((-1,) + (1,) * ndim)
                 for i, p in enumerate(self.form.params)}
         return self.form.evaluate({**vals, **cols})
@@ -304,6 +312,13 @@ class FittedLaw:
     def predict_draws(self, llm_params_b, visual_tokens) -> np.ndarray:
         """Predictions under every bootstrap draw: shape ``(K, *broadcast(N, V).shape)``."""
         return self.evaluate_draws(self._nv(llm_params_b, visual_tokens))
+
+
+def _with_logs(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``"ln:x"`` for positive axes, so powers are computed as ``exp(e ln x)``."""
+    with np.errstate(all="ignore"):
+        logs = {f"ln:{a}": np.log(v) for a, v in values.items() if np.all(v > 0)}
+    return {**values, **logs}
 
 
 PAPER_CITATION = (

@@ -723,7 +723,7 @@ def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: 
     curve label. Residuals are summarised in each panel's title (RMSE).
     """
     axes = _law_axes(groups)
-    x_axis = "V" if "V" in axes else axes[-1]
+    x_axis = next((a for a in ("V", "D") if a in axes), axes[-1])
     rest = [a for a in axes if a != x_axis]
     series = "N" if "N" in rest else (rest[0] if rest else None)
     split = next((a for a in rest if a != series), None)
@@ -753,11 +753,14 @@ def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: 
             x_pts = pts.axes[x_axis][keep]
             low = min(x_pts.min() / 2, 1.0) if x_axis == "V" else x_pts.min() / 2
             grid = np.geomspace(max(low, 1e-300), x_pts.max() * 4, 200)
-            levels = np.unique(pts.axes[series][keep]) if series else [None]
+            levels = np.unique(pts.axes[series][keep]) if series else np.array([np.nan])
+            bins = ([levels[i:i + 1] for i in range(levels.size)] if levels.size <= 7
+                    else np.array_split(levels, 6))      # many sizes: 6 log-quantile bins
             curves, resid, marked = {}, [], []
-            for i, level in enumerate(levels[:8]):
+            for i, members in enumerate(bins):
+                level = float(np.exp(np.mean(np.log(members)))) if series else None
                 color = OKABE_ITO[i % len(OKABE_ITO)]
-                sel = keep & (pts.axes[series] == level) if series else keep
+                sel = keep & np.isin(pts.axes[series], members) if series else keep
                 fixed = {} if series is None else {series: np.full(grid.size, level)}
                 if split:
                     fixed[split] = np.full(grid.size, split_value)
@@ -767,8 +770,10 @@ def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: 
                 y = offset + sign * pred_y
                 name = "law"
                 if series:
-                    shown = format_params(level * 1e9) if series == "N" else f"{level:g}"
-                    name = f"{series} = {shown}"
+                    def fmt(x: float) -> str:
+                        return format_params(x * 1e9) if series == "N" else f"{x:.3g}"
+                    name = (f"{series} = {fmt(level)}" if members.size == 1 else
+                            f"{series} {fmt(members[0])}-{fmt(members[-1])}")
                 ax.plot(grid, y, color=color, lw=1.5, label=f"{name} (law)" if series else
                         "law", gid=f"curve-{k}-{i}")
                 obs = pts.error[sel]
@@ -777,7 +782,7 @@ def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: 
                 resid.append(obs - pred)
                 ax.scatter(pts.axes[x_axis][sel], offset + sign * obs, s=22, color=color,
                            marker=MARKERS[i % len(MARKERS)], zorder=3, gid=f"points-{k}-{i}",
-                           label=f"{name} measured" if series else "measured")
+                           label="measured (markers)" if i == 0 else None)
                 curves[f"{name} (law)" if series else "law"] = (grid, y)
                 if x_axis == "V" and series is None:
                     knee = _knee(law, fixed, x_axis, np.arange(1.0, grid[-1] + 1), min_gain)

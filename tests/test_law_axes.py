@@ -196,3 +196,76 @@ def test_all_bootstrap_draws_dropped_is_a_warning():
     fit = fit_law(data, law="tokens", bootstrap=4, seed=0, validation=False)
     assert fit.draws is None and not fit.ci
     assert any("all 4 bootstrap draws were dropped" in w for w in fit.warnings)
+
+
+def test_plan_beyond_fitted_range_warns_and_never_shows_impossible_accuracy():
+    """Issue 11: a loglinear law at 1e18 FLOPs printed 104.1% accuracy."""
+    from scaling.law import FittedLaw
+    from scaling.planner.answer import plan
+
+    law = FittedLaw("loglinear", {"c": 0.6, "alpha": 0.05, "beta": 0.01},
+                    axis_ranges={"N": (0.5, 7.0), "V": (1.0, 576.0)})
+    p = plan(law, flops=1e18)
+    assert 0.0 <= p.optimum.predicted_accuracy <= 1.0
+    assert any("outside the sizes the law was fitted on" in w for w in p.warnings)
+    assert any("outside [0, 1]" in w for w in p.warnings)
+
+
+def test_token_plan_per_benchmark_and_training_plan(tmp_path):
+    from scaling.fit.fitter import fit_groups
+    from scaling.planner.tokens_only import plan_tokens
+    from scaling.planner.training import chinchilla_closed_form, optimum
+
+    data = load_sweep(ROOT / "sweeps" / "tokenflex.csv", group_by="benchmark", need=("V",))
+    laws = fit_groups(data, law="tokens", validation=False)
+    knees = {b: plan_tokens(laws[b], llm="qwen2.5-7b", min_gain=0.005,
+                            token_range=(1, 576)).knee for b in ("OCRBench", "MMB1.1")}
+    assert knees["OCRBench"] is None          # OCR still gains >= 0.5 points per doubling
+    assert knees["MMB1.1"].visual_tokens < 16  # general VQA saturates early
+    p = plan_tokens(laws["OpenCompass"], llm="qwen2.5-7b", flops=3e12, text_tokens=50)
+    assert p.best.flops <= 3e12 and p.best.visual_tokens > 1
+    epoch = fit_law(load_sweep(EPOCH, metric="loss", axes={"D": "train_tokens"}),
+                    law="chinchilla", validation=False)
+    best = optimum(epoch, 5.76e23)
+    assert best.method.startswith("closed form")
+    assert 6 * best.llm_params * best.train_tokens == pytest.approx(5.76e23, rel=1e-9)
+    numeric = optimum(epoch, 5.76e23, requests=1e-300, request_tokens=1.0)
+    assert numeric.llm_params == pytest.approx(best.llm_params, rel=1e-6)
+    raw = chinchilla_closed_form(dict(epoch.params), 5.76e23, 1e9, 1.0)
+    assert raw[0] == pytest.approx(best.llm_params, rel=1e-12)
+    lifetime = [optimum(epoch, 5.76e23, requests=r, request_tokens=2000)
+                for r in (1e7, 1e9)]
+    assert lifetime[1].llm_params < lifetime[0].llm_params < best.llm_params
+    assert lifetime[1].tokens_per_param > lifetime[0].tokens_per_param
+
+
+def test_cli_token_and_training_plans(tmp_path):
+    law = tmp_path / "epoch.law.json"
+    code, _ = _cli(["fit", str(EPOCH), "--metric", "loss", "--law", "chinchilla", "--axis",
+                    "D=train_tokens", "--no-validation", "-o", str(law)])
+    assert code == 0
+    res = runner.invoke(app, ["plan", "--law", str(law), "--train-flops", "5.76e23",
+                              "--requests", "1e9", "--request-tokens", "2000", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["optimum"]["train_tokens"] > 0 and len(out["lifetime_sweep"]) >= 4
+    res = runner.invoke(app, ["plan", "--llm", "qwen2.5-7b", "--flops", "2T", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["optimum"]["visual_tokens"] >= 1
+    code, err = _cli(["plan", "--law", str(law), "--flops", "1e13"])
+    assert code == 2 and "plan it with --train-flops" in err, err
+
+
+def test_plots_for_one_and_three_axis_laws(tmp_path):
+    from scaling.plot import Measured, plot
+
+    N, V, R = grid([0.5, 4, 14], [1, 16, 64, 576], [224, 448])
+    form = law_form("a * N^-alpha * V^-beta * R^-gamma + E", ("N", "V", "R"))
+    y = form.evaluate({"N": N, "V": V, "R": R, "a": 0.9, "alpha": 0.08, "beta": 0.03,
+                       "gamma": 0.12, "E": 0.05})
+    data = from_axes({"N": N, "V": V, "R": R}, y, metric="1 - accuracy")
+    fit = fit_law(data, law="a * N^-alpha * V^-beta * R^-gamma + E", validation=False)
+    result = plot("fit", fit, measured=Measured.from_sweep(data), output=tmp_path / "3.png")
+    assert len(result.panels) == 2 and result.curves == 6
+    with pytest.raises(ScalingError, match="needs a law over N .* and V"):
+        plot("frontier", fit)
