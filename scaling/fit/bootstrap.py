@@ -12,13 +12,13 @@ weighted fit and all ``K`` refits run as one batch):
 
 Draws that contain fewer than 2 distinct values of an axis, or fewer distinct points than
 the law has parameters, cannot identify it and are dropped (and counted). For ``sse`` every
-refit is the exact variable-projection optimum: a grid search, then stencil-Newton searches
-started from the full-data estimate and, where the grid's best point lies in another cell,
-from that point too, the better kept
+refit is a batched Levenberg-Marquardt search started from the full-data estimate and, where
+the best point of a variable-projection grid search lies in another cell, from that point
+too, the better kept
 (``tests/test_fit.py`` checks every draw of the paper's 1,000 against an independent
-multi-start). For ``huber`` that search (relative least squares) only gives starting
-points; each draw is then polished by L-BFGS-B on the true objective from it and from the
-full-data estimate. Intervals are percentile intervals of the draws.
+multi-start). For ``huber`` the search is the same iteratively reweighted
+Levenberg-Marquardt on log residuals, from the full-data estimate and from each draw's
+relative least-squares optimum. Intervals are percentile intervals of the draws.
 """
 
 from __future__ import annotations
@@ -141,9 +141,9 @@ def run_bootstrap(ctx: Context, data: SweepData, theta_hat: np.ndarray, k: int, 
     # 1. every draw: Levenberg-Marquardt from the full-data estimate (its basin)
     draws, obj, ok = batched_lm(ctx, np.broadcast_to(theta_hat, (B, len(form.params))),
                                 Wc, Yc, lo, hi)
-    # 2. other basins: the variable-projection optimum from the grid's best point where it
-    #    lies in another cell than the estimate (sse), or from the relative least-squares
-    #    optimum of every draw (huber); the better of the two answers is kept
+    # 2. other basins: Levenberg-Marquardt from the grid's best point (exact linear
+    #    parameters there) where it lies in another cell than the estimate (sse), or from the
+    #    relative least-squares optimum of every draw (huber); the better answer is kept
     if pb.k or ctx.loss == "huber":
         rows = np.arange(B)
         if pb.k:
@@ -156,9 +156,8 @@ def run_bootstrap(ctx: Context, data: SweepData, theta_hat: np.ndarray, k: int, 
             if ctx.loss == "sse":
                 rows = np.flatnonzero(np.any(np.abs(u_grid - u_hat) > spacing * (1 + 1e-9),
                                              axis=1))
-            u, coef, _, _ = varpro.local_search(pb, Wp[rows], Yc[rows], y_min[rows],
-                                                u_grid[rows], np.min(spacing) / 4, max_iter=80)
-            other = assemble(form, pb.nu(u), coef)
+            coef, _ = varpro.project(pb, Wp[rows], Yc[rows], u_grid[rows], y_min[rows])
+            other = assemble(form, pb.nu(u_grid[rows]), coef)
         else:
             coef, _ = varpro.project(pb, Wp, Yc, np.zeros((B, 0)), y_min)
             other = assemble(form, np.zeros((B, 0)), coef)

@@ -12,10 +12,11 @@ The data are first put in a well-conditioned form (:func:`make_context`):
   added to the objective, so a table of ``10^6`` rows is fitted on its distinct points.
 
 ``sse``: the projected objective ``f(nu) = min_l SSE`` (:mod:`scaling.fit.varpro`) is
-minimised over a grid of the nonlinear parameters (65 x 65 for two; ``u = sqrt(nu - lo)``
-uniform), refined by the batched stencil-Newton search from the grid's best point and its
-best other local minima, then all parameters are polished together by L-BFGS-B with the
-analytic gradient (:mod:`scaling.fit.losses`); the best is kept.
+evaluated over a grid of the nonlinear parameters (65 x 65 for two; ``u = sqrt(nu - lo)``
+uniform); its best point and best other local minima (with their exact linear parameters)
+start a batched projected Levenberg-Marquardt search on all parameters (:func:`batched_lm`),
+the two best results are polished by L-BFGS-B with the analytic gradient
+(:mod:`scaling.fit.losses`); the best is kept.
 
 ``huber`` on log residuals is not linear in the coefficients, so the projection uses relative
 least squares (weights ``1 / Y^2``, i.e. ``(P - Y)/Y ~ ln P - ln Y``): the grid's best
@@ -240,12 +241,16 @@ def fit_point(ctx: Context, *, grid: int = GRID) -> PointFit:
         U = varpro.u_grid(pb, points)
         table = varpro.grid_table(pb, W, Y, ymin, U)[0]
         u0 = varpro.local_minima(table, U, points, STARTS + 1)
-        step = np.min(pb.u_max) / max(points - 1, 1)
-        u, coef, q, _ = varpro.local_search(pb, np.broadcast_to(wp, (len(u0), wp.size)),
-                                            np.broadcast_to(ctx.y, (len(u0), ctx.y.size)),
-                                            np.full(len(u0), y_min), u0, step)
-        order = np.argsort(q)
-        starts += list(assemble(form, pb.nu(u[order]), coef[order]))[:2]
+        coef, _ = varpro.project(pb, wp, ctx.y, u0, np.array(y_min))
+        lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+        hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+        B = len(u0)
+        theta, q, _ = batched_lm(ctx, assemble(form, pb.nu(u0), coef),
+                                 np.broadcast_to(ctx.w, (B, ctx.w.size)),
+                                 np.broadcast_to(ctx.y, (B, ctx.y.size)),
+                                 np.broadcast_to(lo, (B, lo.size)),
+                                 np.broadcast_to(hi, (B, hi.size)))
+        starts += list(theta[np.argsort(q)][:2])
         if ctx.loss == "huber":   # the grid's best points under the true objective
             best = U[np.argsort(table)[:64]]
             gc, _ = varpro.project(pb, wp, ctx.y, best, np.array(y_min))
