@@ -274,3 +274,25 @@ def test_plots_for_one_and_three_axis_laws(tmp_path):
     assert len(result.panels) == 2 and result.curves == 6
     with pytest.raises(ScalingError, match="needs a law over N .* and V"):
         plot("frontier", fit)
+
+
+def test_repeated_configurations_collapse_to_sufficient_statistics(tmp_path):
+    """A table of seeds fits on its distinct points; the objective is the SSE of all rows."""
+    rng = np.random.default_rng(0)
+    paper = load_sweep(ROOT / "sweeps" / "li2025_visual_reasoning.csv")
+    reps = 50
+    n, v = np.repeat(paper.llm_params, reps), np.repeat(paper.visual_tokens, reps)
+    acc = 1 - np.repeat(paper.y, reps) + rng.normal(0, 0.01, n.size)
+    path = tmp_path / "seeds.csv"
+    path.write_text("llm_params,visual_tokens,seed,accuracy\n" + "\n".join(
+        f"{float(a)!r},{int(b)},{i % reps},{float(c)!r}" for i, (a, b, c) in
+        enumerate(zip(n, v, acc, strict=True))))
+    data = load_sweep(path)
+    assert data.n_points == 28 * reps
+    fit = fit_law(data, law="product", validation=False)
+    pred = fit.evaluate(data.axes)
+    assert fit.objective == pytest.approx(float(np.sum((pred - data.y) ** 2)), rel=1e-9)
+    means = fit_law(from_axes(paper.axes, [data.y[data.cluster == c].mean() for c in range(28)]),
+                    law="product", validation=False)
+    for p in ("alpha", "beta"):
+        assert fit.params[p] == pytest.approx(means.params[p], rel=1e-6)
