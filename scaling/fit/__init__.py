@@ -2,8 +2,9 @@
 
 ``table`` (load and validate CSV/Parquet, named axes) -> ``varpro`` (exact linear solve for
 fixed nonlinear parameters, their grid) -> ``polish`` (normalisation, Levenberg-Marquardt,
-L-BFGS-B) with ``losses`` -> ``bootstrap`` (resampled refits) and ``validation`` (hold-out, CV, law choice)
--> ``artifact`` (the ``*.law.json`` file) and ``fitter`` (``fit_law``, the entry point).
+L-BFGS-B) with ``losses`` -> ``bootstrap`` (resampled refits) and ``validation`` (hold-out,
+CV, law choice) -> ``artifact`` (the ``*.law.json`` file) and ``fitter`` (``fit_law``, the
+entry point).
 Needs scipy; no torch, matplotlib or pandas.
 """
 

@@ -5,8 +5,8 @@
 1. the law: a registered form or a formula over the table's axes (:func:`scaling.law.law_form`),
    with ``bounds`` overrides;
 2. the point fit (:mod:`scaling.fit.polish`: units normalised and repeats collapsed, variable
-   projection over a grid of the nonlinear parameters, multi-start stencil-Newton
-   refinement, L-BFGS-B polish with the symbolic Jacobian), converted back to the law's units;
+   projection over a grid of the nonlinear parameters, multi-start Levenberg-Marquardt,
+   L-BFGS-B polish with the symbolic Jacobian), converted back to the law's units;
 3. diagnostics: parameters at a bound, weakly identified parameters (flat profile), and
    non-convergence become ``warnings``;
 4. the seeded bootstrap (:mod:`scaling.fit.bootstrap`): percentile CIs for every parameter and

@@ -1,4 +1,4 @@
-"""Variable projection over any number of nonlinear parameters (draft, moves to fit/varpro.py).
+"""Variable projection over any number of nonlinear parameters.
 
 A law is ``Y = offset(x; nu) + X(x; nu) @ l``: for fixed nonlinear parameters ``nu`` the
 weighted least-squares problem in the linear parameters ``l``,
@@ -7,17 +7,13 @@ weighted least-squares problem in the linear parameters ``l``,
 
 is a small convex quadratic programme solved exactly by enumerating active sets (Golub &
 Pereyra 1973 for the projection; Lawson & Hanson 1974 for the bounds). The projected
-objective ``f(nu)`` is searched on a grid in ``u`` with ``nu = lo + u^2`` (dense near the
-lower bound, where scaling exponents live), then refined by a batched stencil-Newton search:
-the ``3^k`` stencil of spacing ``h`` around ``u`` gives central-difference gradient and
-Hessian, hence a Newton point (used when the Hessian is positive definite, trust radius
-``8h``); the best of stencil and Newton point becomes the centre; ``h`` follows the Newton
-step, doubles on a stencil move and halves when the centre stays best.
+objective ``f(nu)`` is tabulated on a grid in ``u`` with ``nu = lo + u^2`` (dense near the
+lower bound, where scaling exponents live); its best point and other local minima are the
+starts of the local search (:func:`scaling.fit.polish.batched_lm`).
 
-Weights ``W`` carry repeated configurations (counts, so a table of ``10^6`` rows with few
-distinct configurations is fitted on its sufficient statistics) and bootstrap resamples
-(one row of ``W`` per resample, all refits in one batch). Every array op is vectorised over
-leading batch axes; grid products are chunked to bound memory.
+Weights ``W`` carry repeated configurations (counts) and bootstrap resamples (one row of
+``W`` per resample, all in one batch). Every array op is vectorised over leading batch axes;
+grid products are chunked to bound memory, so the grid stays linear in the number of rows.
 """
 
 from __future__ import annotations
@@ -72,12 +68,6 @@ class Problem:
         lo = np.broadcast_to(self.lin_lower, y_min.shape[:-1] + (len(self.linear),))
         hi = [y_min if h == "min_y" else np.full(y_min.shape, float(h)) for h in self.lin_upper]
         return lo, (np.concatenate(hi, axis=-1) if hi else np.zeros(y_min.shape[:-1] + (0,)))
-
-
-def stencil(k: int) -> tuple[np.ndarray, int]:
-    """All ``3^k`` offsets in ``{-1, 0, 1}^k`` and the index of the centre."""
-    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=k)), float).reshape(-1, k)
-    return offsets, (3 ** k - 1) // 2
 
 
 def _solve_small(A: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,64 +228,3 @@ def local_minima(q: np.ndarray, U: np.ndarray, points: int, top: int) -> np.ndar
     idx = np.flatnonzero(is_min.ravel())
     idx = idx[np.argsort(q[idx], kind="stable")][:top]
     return U[idx]
-
-
-def local_search(pb: Problem, W: np.ndarray, Y: np.ndarray, y_min: np.ndarray,
-                 u0: np.ndarray, step: float | np.ndarray, *, tol: float = 1e-9,
-                 max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Refine ``u (B, k)`` by stencil-Newton steps (module doc), batched over resamples.
-
-    Returns ``u``, the linear coefficients, the SSE and a per-row ``converged`` flag.
-    """
-    k = pb.k
-    offsets, centre = stencil(k)
-    plus = [int(np.flatnonzero((offsets == np.eye(k)[i]).all(1))[0]) for i in range(k)]
-    minus = [int(np.flatnonzero((offsets == -np.eye(k)[i]).all(1))[0]) for i in range(k)]
-    u = u0.copy()
-    B = u.shape[0]
-    h = np.broadcast_to(np.asarray(step, float), (B,)).copy()
-    active = np.ones(B, bool)
-    last = np.full(B, np.inf)
-    W = np.broadcast_to(W, (B, W.shape[-1]))
-    Y = np.broadcast_to(Y, (B, Y.shape[-1]))
-    for _ in range(max_iter):
-        if not active.any():
-            break
-        ia = np.flatnonzero(active)
-        hs = h[ia]
-        cand = np.clip(u[ia, None, :] + hs[:, None, None] * offsets, 0.0, pb.u_max)
-        _, q = project(pb, W[ia, None, :], Y[ia, None, :], cand, y_min[ia, None])
-        g = np.stack([q[:, plus[i]] - q[:, minus[i]] for i in range(k)], -1) / (2 * hs[:, None])
-        H = np.empty((ia.size, k, k))
-        for i in range(k):
-            H[:, i, i] = (q[:, plus[i]] - 2 * q[:, centre] + q[:, minus[i]]) / hs ** 2
-            for j in range(i + 1, k):
-                e = np.eye(k)
-                pp, pm, mp, mm = (int(np.flatnonzero((offsets == s1 * e[i] + s2 * e[j]).all(1))[0])
-                                  for s1, s2 in ((1, 1), (1, -1), (-1, 1), (-1, -1)))
-                H[:, i, j] = H[:, j, i] = (q[:, pp] - q[:, pm] - q[:, mp] + q[:, mm]) / (
-                    4 * hs ** 2)
-        eig = np.linalg.eigvalsh(H)
-        pd = eig[:, 0] > 0
-        safe = np.where(pd[:, None, None], H, np.eye(k))
-        delta = -np.linalg.solve(safe, g[..., None])[..., 0]
-        delta = np.clip(np.where(pd[:, None], delta, 0.0), -8 * hs[:, None], 8 * hs[:, None])
-        newton = np.clip(u[ia] + delta, 0.0, pb.u_max)
-        _, qn = project(pb, W[ia], Y[ia], newton, y_min[ia])
-        qn = np.where(pd, qn, np.inf)
-        best = np.argmin(q, axis=1)
-        qb = q[np.arange(ia.size), best]
-        c = q[:, centre]
-        use_newton = qn <= np.minimum(qb, c)
-        move = ~use_newton & (qb < c - 1e-15 * np.abs(c))
-        u[ia[use_newton]] = newton[use_newton]
-        u[ia[move]] = cand[move, best[move]]
-        step_n = np.max(np.abs(delta), axis=1)
-        h[ia] = np.where(use_newton, np.clip(0.5 * step_n, 1e-4 * hs, 4 * hs),
-                         np.where(move, 2 * hs, 0.5 * hs))
-        now = np.minimum(c, np.minimum(qb, qn))
-        stalled = (last[ia] - now <= 1e-13 * np.abs(now)) & (h[ia] < 1e-6)
-        last[ia] = now
-        active[ia] = (h[ia] > tol) & ~stalled
-    coef, q = project(pb, W, Y, u, y_min)
-    return u, coef, q, ~active
