@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.files import atomic_write
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 from scaling.units import format_params, format_quantity
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -50,7 +52,6 @@ FRONTIER_COLOR = "#000000"
 
 #: Sizes drawn without data (the paper's Qwen1.5 sizes, in parameters) and token range.
 DEFAULT_SIZES = (0.5e9, 1.8e9, 4e9, 7e9, 14e9)
-DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 #: Options of :func:`scaling.planner.problem.setting` that the figures pass on to the planner.
 PLAN_OPTIONS = ("gen_tokens", "family", "encoder", "gpu", "batch", "dtype", "max_memory_gb",
                 "max_latency_ms", "llm_range", "token_range", "law_size", "method")
@@ -276,6 +277,10 @@ def _new_figure(nrows: int, ncols: int, *, width: float | None, height: float | 
     return fig, axes
 
 
+MIN_DPI, MAX_DPI = 10, 1200
+MAX_PIXELS = 200e6  # a figure larger than this is a mistake (and gigabytes of memory)
+
+
 def check_output(path: str | Path) -> str:
     """The format of ``path`` (png, svg or pdf); raises a :class:`ScalingError` otherwise."""
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -294,10 +299,16 @@ def save_figure(figure: Any, path: str | Path, *, dpi: float = 150) -> str:
     so identical inputs give identical bytes.
     """
     fmt = check_output(path)
-    if not (dpi and dpi > 0):
-        raise ScalingError(f"--dpi must be positive, got {dpi}")
+    if not (dpi and MIN_DPI <= dpi <= MAX_DPI):
+        raise ScalingError(f"--dpi must be between {MIN_DPI} and {MAX_DPI}, got {dpi}")
+    pixels = dpi * dpi * figure.get_figwidth() * figure.get_figheight()
+    if pixels > MAX_PIXELS:
+        raise ScalingError(f"a {figure.get_figwidth():g}x{figure.get_figheight():g} in figure at "
+                           f"{dpi:g} dpi would be {pixels / 1e6:.0f} megapixels (at most "
+                           f"{MAX_PIXELS / 1e6:.0f}); lower --dpi or the size")
     with _style():
-        figure.savefig(path, format=fmt, dpi=dpi, metadata=METADATA[fmt])
+        atomic_write(path, lambda fh: figure.savefig(fh, format=fmt, dpi=dpi,
+                                                     metadata=METADATA[fmt]))
     return str(path)
 
 
@@ -880,6 +891,98 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
             fig.suptitle(title)
     return PlotResult("fit", fig, tuple(panels), "n/a", (),
                       _law_label(next(iter(groups.values()))))
+
+
+def serving_frontier_figure(laws: Any = None, *, gpu: str = "h100", family: str = "qwen2.5",
+                            text_tokens: float = 50, gen_tokens: Sequence[float] = (1, 128, 1024),
+                            encoder: str = "clip-vit-l-14-336", budget: float | None = None,
+                            accuracy: bool = False, title: str | None = None,
+                            width: float | None = None, height: float | None = None,
+                            **_: Any) -> PlotResult:
+    """Predicted error against GPU-seconds per request under continuous batching, one panel per
+    generation length ``G``: each family member's curve sweeps ``V`` (cheapest tensor-parallel
+    set-up, :func:`scaling.planner.serving.price_menu`); the dashed line is the serving frontier
+    (best error within each GPU-time budget), the dotted one the FLOP planner's frontier at the
+    same spend (the budget bought as FLOPs at the GPU's peak, priced by exact FLOPs). With
+    ``budget`` (GPU-seconds) the stars are both planners' picks there."""
+    from scaling.cost.hardware import get_gpu
+    from scaling.planner.serving import plan_serving, price_menu
+
+    law = next(iter(as_law_groups(laws).values()))
+    peak = get_gpu(gpu).peak_flops("bf16")
+    V = np.unique(np.round(np.geomspace(1, 576, 24)))
+    sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
+    panels, warnings = [], []
+    with _style():
+        fig, axes = _new_figure(1, len(gen_tokens), width=width or 4.2 * len(gen_tokens) + 2.6,
+                                height=height or 3.8, sharey=True)
+        for k, (ax, g) in enumerate(zip(axes[0], gen_tokens, strict=True)):
+            p = price_menu(family, V, gpu=gpu, text_tokens=text_tokens, gen_tokens=g,
+                           encoder=encoder)
+            gs = np.min(p["gpu_seconds"].reshape(*p["gpu_seconds"].shape[:2], -1), axis=2)
+            err = np.asarray(law.predict(p["law_params"][:, None] / 1e9, V[None, :]), float)
+            curves = {}
+            for i, name in enumerate(p["names"]):
+                ok = np.isfinite(gs[i])
+                if not ok.any():
+                    continue
+                x, y = gs[i][ok], offset + sign * err[i][ok]
+                ax.plot(x, y, color=OKABE_ITO[i % len(OKABE_ITO)], lw=1.4, label=str(name),
+                        gid=f"curve-{k}-{i}")
+                curves[str(name)] = (x, y)
+            ok = np.isfinite(gs)
+            grid = np.geomspace(gs[ok].min(), gs[ok].max(), 200)
+            best = np.array([err[ok][gs[ok] <= b].min() for b in grid])
+            flop_best = np.array([np.min(np.where(p["flops"] <= b * peak, err, np.inf))
+                                  for b in grid])
+            fx, fy = grid, offset + sign * best
+            ax.plot(fx, fy, color="black", ls="--", lw=1.2, label="serving frontier",
+                    gid=f"frontier-{k}")
+            shown = np.isfinite(flop_best)
+            ax.plot(grid[shown], offset + sign * flop_best[shown], color="#555555", ls=":",
+                    lw=1.6, label="FLOP frontier at the same spend", gid=f"flop-frontier-{k}")
+            optima, marks = (), ()
+            if budget is not None:
+                try:
+                    ans = plan_serving(law, gpu=gpu, family=family, text_tokens=text_tokens,
+                                       gen_tokens=g, tokens=V, encoder=encoder,
+                                       gpu_seconds=budget)
+                except ScalingError as exc:
+                    warnings.append(f"G = {g:g}: {exc}")
+                else:
+                    c, f = ans.choice, ans.flop_optimum
+                    same = (c.llm, c.visual_tokens) == (f.llm, f.visual_tokens)
+                    for who, ch, colour, ms, dx, ha in (
+                            ("FLOP", f, "#9a9a9a", 15, 8, "left"),
+                            ("serving", c, "black", 9, -8, "right")):
+                        my = offset + sign * ch.predicted_error
+                        ax.plot([ch.gpu_seconds_per_request], [my], marker="*", ms=ms,
+                                color=colour, ls="none", label=f"{who} planner's pick",
+                                gid=f"optimum-{who}-{k}")
+                        if who == "FLOP" and same:
+                            continue
+                        tag = "both planners" if same else who
+                        ax.annotate(f"{tag}: {ch.llm}, V = {ch.visual_tokens:g}",
+                                    (ch.gpu_seconds_per_request, my), xytext=(dx, -14),
+                                    textcoords="offset points", fontsize=7, ha=ha,
+                                    bbox={"boxstyle": "round,pad=0.2", "fc": "white",
+                                          "ec": "#999999", "lw": 0.5})
+                    ax.axvline(budget, color="#999999", lw=0.8, ls=":", zorder=0)
+                    optima = (c, f)
+                    marks = tuple((ch.gpu_seconds_per_request, offset + sign * ch.predicted_error)
+                                  for ch in (c, f))
+            ax.set_xscale("log")
+            ax.set_xlabel(f"GPU-seconds per request on {gpu}\n(continuous batching, roofline; "
+                          f"Q = {text_tokens:g}, G = {g:g})")
+            ax.set_ylabel(_error_label(accuracy, _metric(None, law)))
+            ax.set_title(f"{family} + {encoder}, G = {g:g}", fontsize=9)
+            panels.append(Panel(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), curves,
+                                (np.empty(0), np.empty(0)), (fx, fy), optima, marks, None,
+                                float(text_tokens)))
+        _legend_outside(fig, axes[0])
+        fig.suptitle(title or f"Serving cost vs FLOPs: {_law_label(law)}", fontsize=10)
+    return PlotResult("frontier", fig, tuple(panels), "serving", (float(text_tokens),),
+                      _law_label(law), warnings=tuple(warnings))
 
 
 FIGURES = {"frontier": frontier_figure, "isoflop": isoflop_figure, "heatmap": heatmap_figure,

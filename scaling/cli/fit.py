@@ -90,17 +90,15 @@ def _json(result: Any) -> dict[str, Any]:
 
 
 def _report(r: Any, *, title: str) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     form = r.form
     binds = ", ".join(f"{a}={b.column}" + (" (billions)" if b.unit == 1e9 else
                                             f" (/{b.unit:g})" if b.unit != 1 else "")
                       for a, b in r.axes.items())
-    head = f"[bold]{escape(title + ': ' if title else '')}{escape(form.formula)}[/bold]  " \
-           f"(law {escape(r.law)}, axes {escape(binds)}, fitted on {escape(r.metric)}, " \
-           f"{r.n_points} points, loss {r.loss})"
-    console.print(head)
+    console.print(f"{title + ': ' if title else ''}{form.formula}", style="bold", end="")
+    console.print(f"  (law {r.law}, axes {binds}, fitted on {r.metric}, {r.n_points} points, "
+                  f"loss {r.loss})")
     level = f"{100 * r.ci_level:.0f}% CI" if r.ci_level else "CI (use --bootstrap K)"
     params = Table("parameter", "value", level, box=None, pad_edge=False)
     for p in form.params:
@@ -152,7 +150,7 @@ def _report(r: Any, *, title: str) -> None:
         cands = ", ".join(f"{k} {_num(c['cv_rmse'])}" for k, c in v["auto"]["candidates"].items())
         console.print(f"--law auto chose {v['auto']['chosen']} (CV RMSE: {cands})")
     for w in r.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
+        console.print(f"warning: {w}", style="yellow")
     console.print()
 
 

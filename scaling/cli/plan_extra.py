@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rich.markup import escape
-
 from scaling.cli._common import console, print_json
 from scaling.errors import ScalingError
 from scaling.law import PAPER_LAW
@@ -67,9 +65,9 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
         return
     from scaling.units import format_params
 
-    console.print(f"[bold]{escape(p.llm)}[/bold] ({format_params(p.llm_params)} params), law "
-                  f"{escape(p.law_label)}; {p.text_tokens:g} text tokens, {p.gen_tokens:g} "
-                  f"generated, tokens {p.token_range[0]}-{p.token_range[1]}", highlight=False)
+    console.print(f"{p.llm} ({format_params(p.llm_params)} params), law {p.law_label}; "
+                  f"{p.text_tokens:g} text tokens, {p.gen_tokens:g} generated, tokens "
+                  f"{p.token_range[0]}-{p.token_range[1]}", style="bold")
     rows = (("most accurate within budget", p.best), ("cheapest reaching target", p.cheapest),
             (f"knee (next doubling gains < {p.min_gain:g})" if p.min_gain else "knee", p.knee))
     for name, pt in rows:
@@ -79,11 +77,11 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
         if pt.error_ci:
             ci = f", 95% CI {1 - pt.error_ci[1]:.1%}-{1 - pt.error_ci[0]:.1%}"
         lat = "" if not math.isfinite(pt.latency_s) else f", {pt.latency_s * 1e3:.3g} ms"
-        console.print(f"{name}: [bold]{pt.visual_tokens} visual tokens[/bold] -> "
+        console.print(f"{name}: {pt.visual_tokens} visual tokens -> "
                       f"{pt.predicted_accuracy:.2%} predicted{ci}; {_si(pt.flops, 'FLOPs')}"
-                      f"{lat}", highlight=False)
+                      f"{lat}")
     for w in p.warnings:
-        console.print(f"[yellow]note:[/yellow] {escape(w)}", highlight=False)
+        console.print(f"note: {w}", style="yellow")
 
 
 def plan_training_cli(law: Any, *, train_flops: float, requests: float | None,
@@ -113,11 +111,11 @@ def plan_training_cli(law: Any, *, train_flops: float, requests: float | None,
     from scaling.units import format_params
 
     what = "lifetime (training + inference)" if R else "training"
-    console.print(f"[bold]{what} compute {train_flops:.3g} FLOPs[/bold], law "
-                  f"{escape(law.label or law.law)} ({best.method})", highlight=False)
-    console.print(f"optimum: [bold]{format_params(best.llm_params)} parameters trained on "
-                  f"{_si(best.train_tokens)} tokens[/bold] ({best.tokens_per_param:.3g} tokens "
-                  f"per parameter), predicted loss {best.predicted_loss:.4f}", highlight=False)
+    console.print(f"{what} compute {train_flops:.3g} FLOPs, law {law.label or law.law} "
+                  f"({best.method})", style="bold")
+    console.print(f"optimum: {format_params(best.llm_params)} parameters trained on "
+                  f"{_si(best.train_tokens)} tokens ({best.tokens_per_param:.3g} tokens "
+                  f"per parameter), predicted loss {best.predicted_loss:.4f}")
     if sweep:
         from rich.table import Table
 
@@ -130,7 +128,7 @@ def plan_training_cli(law: Any, *, train_flops: float, requests: float | None,
                       f"{o.inference_flops:.3g}", f"{o.predicted_loss:.4f}")
         console.print(t)
     for w in warnings:
-        console.print(f"[yellow]note:[/yellow] {escape(w)}", highlight=False)
+        console.print(f"note: {w}", style="yellow")
 
 
 def _range_warnings(law: Any, best: Any) -> list[str]:

@@ -140,11 +140,11 @@ def read(path: str | Path) -> LawArtifact | GroupedArtifact:
     path = check_input_file(path, what="law file")
     try:
         payload = json.loads(path.read_text())
+    except RecursionError:
+        raise ScalingError(f"{path.name} is nested too deeply to be a law artifact") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ScalingError(f"{path.name} is not valid JSON ({exc}); refit with `scaling fit`"
                            ) from None
-    except RecursionError:
-        raise ScalingError(f"{path.name} is nested too deeply to be a law artifact") from None
     if not isinstance(payload, dict):
         raise ScalingError(f"{path.name} is not a law artifact (expected a JSON object)")
     schema = payload.get("schema", "scaling.law/1")

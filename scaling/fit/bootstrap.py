@@ -32,7 +32,7 @@ from scaling.errors import ScalingError
 from scaling.fit import varpro
 from scaling.fit.polish import Context, assemble, batched_lm
 from scaling.fit.table import SweepData
-from scaling.law import LawForm, optimal_visual_tokens
+from scaling.law import LawForm, interval, optimal_visual_tokens
 
 SCHEMES = ("case", "config", "size")
 #: Grid points per nonlinear parameter of each refit's search (by their number).
@@ -168,13 +168,6 @@ def run_bootstrap(ctx: Context, data: SweepData, theta_hat: np.ndarray, k: int, 
             ok[rows[better]] = ok2[better]
     unconverged = int((~ok).sum())
     return Bootstrap(draws, int((~keep).sum()), unconverged, scheme, seed)
-
-
-def interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of ``values`` at ``level`` (order statistics: safe with inf)."""
-    values = np.asarray(values, float)
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return float(lo), float(hi)
 
 
 def derived_quantities(form: LawForm, params: Mapping[str, float], draws: np.ndarray | None,

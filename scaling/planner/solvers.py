@@ -46,6 +46,8 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``predict(llm_params, visual_tokens) -> error`` with ``llm_params`` in parameters."""
 
 INF = float("inf")
+#: Visual tokens the planner may choose by default: the range of the paper's grid (1-576).
+DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -54,7 +56,7 @@ class Limits:
     """Everything that bounds the search apart from the FLOP budget (sizes in parameters)."""
 
     llm_range: tuple[float, float] = (1e8, INF)
-    token_range: tuple[float, float] = (1.0, 576.0)
+    token_range: tuple[float, float] = DEFAULT_TOKEN_RANGE
     max_memory_bytes: float = INF
     max_latency_s: float = INF
 
@@ -155,11 +157,11 @@ def minimize_log1d(f: Callable[[np.ndarray], np.ndarray], lo, hi, *, n_grid: int
             better = f_ < best_f
             best_x, best_f = np.where(better, x_, best_x), np.where(better, f_, best_f)
     if polish:
-        best_x, best_f = _polish(F, best_x, best_f, np.exp(llo), np.exp(lhi))
-    return np.exp(best_x), best_f
+        best_x, best_f = _bisect_slope(F, best_x, best_f, np.exp(llo), np.exp(lhi))
+    return np.clip(np.exp(best_x), lo, hi), best_f  # exp(log(x)) may overshoot x by 1 ulp
 
 
-def _polish(F, x, fx, lo, hi, *, h: float = 1e-5, width: float = 3e-4, steps: int = 40):
+def _bisect_slope(F, x, fx, lo, hi, *, h: float = 1e-5, width: float = 3e-4, steps: int = 40):
     """Bisection on the sign of the central difference ``F(x+h) - F(x-h)`` near ``x``.
 
     At a smooth minimum this locates ``x`` to ~1e-9 (golden section stops at ~sqrt(eps) of
