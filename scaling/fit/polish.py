@@ -335,7 +335,7 @@ def batched_lm(ctx: Context, theta0: np.ndarray, W: np.ndarray, Y: np.ndarray,
             ib = ia[better]
             theta[ib] = new[better]
             o2, g2, H2 = evaluate(theta[ib], W[ib], Y[ib], True)
-            small = obj[ib] - o2 <= 1e-15 * np.abs(obj[ib]) + 1e-300
+            small = obj[ib] - o2 <= 1e-13 * np.abs(obj[ib]) + 1e-300
             obj[ib], g[ib], H[ib] = o2, g2, H2
             lam[ib] = np.maximum(lam[ib] / 10, 1e-12)
             active[ib[small]] = False
