@@ -53,6 +53,7 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
     head = p.headline
     if as_json:
         print_json({"mode": "tokens", "llm": p.llm, "llm_params": p.llm_params,
+                    "encoder": p.encoder,
                     "budget_flops": p.budget_flops, "max_latency_ms": p.max_latency_ms,
                     "target_accuracy": p.target_accuracy, "min_gain": p.min_gain,
                     "text_tokens": p.text_tokens, "gen_tokens": p.gen_tokens,
@@ -60,14 +61,14 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
                     "optimum": {**(_point(head) or {}), "llm": p.llm, "llm_params": p.llm_params},
                     "best_within_budget": _point(p.best),
                     "cheapest_reaching_target": _point(p.cheapest), "knee": _point(p.knee),
-                    "curve": p.curve, "cost_model": "exact (architecture of the model)",
+                    "curve": p.curve, "cost_model": "exact (the model's architecture)",
                     "warnings": list(p.warnings)})
         return
     from scaling.units import format_params
 
-    console.print(f"{p.llm} ({format_params(p.llm_params)} params), law {p.law_label}; "
-                  f"{p.text_tokens:g} text tokens, {p.gen_tokens:g} generated, tokens "
-                  f"{p.token_range[0]}-{p.token_range[1]}", style="bold")
+    console.print(f"{p.llm} ({format_params(p.llm_params)} params) + {p.encoder}, law "
+                  f"{p.law_label}; {p.text_tokens:g} text tokens, {p.gen_tokens:g} generated, "
+                  f"tokens {p.token_range[0]}-{p.token_range[1]}", style="bold")
     rows = (("most accurate within budget", p.best), ("cheapest reaching target", p.cheapest),
             (f"knee (next doubling gains < {p.min_gain:g})" if p.min_gain else "knee", p.knee))
     for name, pt in rows:

@@ -3,8 +3,9 @@
 For a law with no ``N`` axis (``tokens``: ``Y = B V^-beta + E``, ``tokens-loglinear``, a
 formula over ``V``), or a two-axis law with ``N`` fixed by the chosen model, the error is a
 curve ``Y(V)`` over whole token counts ``V`` in the token range. Each ``V`` is priced with the
-model's real architecture (:func:`scaling.cost.flops.inference_cost`: LLM prefill + decode,
-exact attention pairs; roofline latency on a GPU). Three answers:
+model's real architecture (:func:`scaling.cost.flops.inference_cost`: vision encoder (default
+CLIP ViT-L/14-336, the paper's) + LLM prefill + decode, exact attention pairs; roofline
+latency on a GPU). Three answers:
 
 - **best within a budget**: the most accurate ``V`` whose FLOPs per request fit ``--flops``
   and whose latency fits ``--max-latency-ms``;
@@ -52,6 +53,7 @@ class TokenPlan:
 
     llm: str
     llm_params: float
+    encoder: str
     law_label: str
     text_tokens: float
     gen_tokens: float
@@ -99,6 +101,7 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
     """Answer the token questions for model ``llm`` (see the module doc)."""
     from scaling.cost.catalog import get_llm, nominal_params
     from scaling.cost.flops import inference_cost
+    from scaling.planner.pricing import DEFAULT_ENCODER
 
     lo, hi = (int(token_range[0]), int(token_range[1]))
     if not 1 <= lo < hi or hi > 1_000_000:
@@ -118,6 +121,7 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
     V = np.arange(lo, hi + 1, dtype=float)
     with np.errstate(all="ignore"):
         Y = np.asarray(law.evaluate(_law_values(law, V, n_params)), float)
+    encoder = encoder or DEFAULT_ENCODER
     cost = inference_cost(spec, encoder=encoder, visual_tokens=V, text_tokens=text_tokens,
                           gen_tokens=gen_tokens, gpu=gpu)
     F = np.asarray(cost.flops_total, float)
@@ -198,7 +202,8 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
     marks = np.unique(np.clip(2 ** np.arange(0, int(math.log2(hi)) + 1), lo, hi)).astype(int)
     curve = {"visual_tokens": marks.tolist(), "predicted_error": Y[marks - lo].tolist(),
              "flops": F[marks - lo].tolist(), "latency_s": lat[marks - lo].tolist()}
-    return TokenPlan(llm=spec.name, llm_params=n_params, law_label=law.label or law.law,
+    return TokenPlan(llm=spec.name, llm_params=n_params, encoder=encoder,
+                     law_label=law.label or law.law,
                      text_tokens=float(text_tokens), gen_tokens=float(gen_tokens), gpu=gpu,
                      token_range=(lo, hi), budget_flops=budget, max_latency_ms=max_latency_ms,
                      target_accuracy=target_accuracy, min_gain=min_gain, best=best,
