@@ -94,6 +94,7 @@ class Measured:
     group: np.ndarray | None = None
     holdout: np.ndarray | None = None
     metric: str = "error"
+    axes: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def select(self, group: str | None) -> Measured:
         """The rows of ``group`` (all rows when ``group`` is None or no groups are known)."""
@@ -102,17 +103,19 @@ class Measured:
         keep = self.group == group
         return Measured(self.llm_params[keep], self.visual_tokens[keep], self.error[keep],
                         self.group[keep], None if self.holdout is None else self.holdout[keep],
-                        self.metric)
+                        self.metric, {a: v[keep] for a, v in self.axes.items()})
 
     @classmethod
     def from_sweep(cls, data: Any, *, holdout_sizes: Sequence[float] = ()) -> Measured:
         """From a :class:`scaling.fit.table.SweepData`; rows of ``holdout_sizes`` are hold-outs."""
-        n = np.asarray(data.llm_params, float)
+        nan = np.full(data.n_points, np.nan)
+        n = np.asarray(data.llm_params, float) if "N" in data.axes else nan
         held = np.zeros(n.size, bool)
         for size in holdout_sizes:
             held |= np.isclose(n, float(size), rtol=1e-6)
-        return cls(n, np.asarray(data.visual_tokens, float), np.asarray(data.y, float),
-                   data.group, held, data.metric)
+        v = np.asarray(data.visual_tokens, float) if "V" in data.axes else nan
+        return cls(n, v, np.asarray(data.y, float), data.group, held, data.metric,
+                   dict(data.axes))
 
     @property
     def is_holdout(self) -> np.ndarray:
@@ -496,6 +499,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
     :func:`scaling.plan`'s ``optimum`` at that budget, drawn at ``(optimum.flops,
     optimum.predicted_error)``.
     """
+    _require_nv(laws, "frontier")
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
@@ -576,6 +580,7 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
     One column per text-token count ``Q``, one row per group. Default budgets: round values
     inside the cost range of the sizes x tokens grid, common to every column.
     """
+    _require_nv(laws, "isoflop")
     from scaling.planner.solvers import llm_cap
 
     groups = as_law_groups(laws)
@@ -654,6 +659,7 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
     :func:`scaling.plan.frontier`'s ``(N*, V*)`` over the budgets the panel spans; with
     ``budget`` the star is :func:`scaling.plan`'s optimum at ``(N*, V*)``.
     """
+    _require_nv(laws, "heatmap")
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
@@ -728,6 +734,137 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
 
+def _law_axes(groups: Mapping[Any, Any]) -> tuple[str, ...]:
+    axes = {tuple(sorted(getattr(law, "axis_names", ("N", "V")))) for law in groups.values()}
+    if len(axes) != 1:
+        raise ScalingError("the laws of a grouped file have different axes; plot one group "
+                           "with --group NAME")
+    return axes.pop()
+
+
+def _require_nv(laws: Any, kind: str) -> None:
+    axes = _law_axes(as_law_groups(laws))
+    if axes != ("N", "V"):
+        raise ScalingError(f"plot {kind} needs a law over N (LLM size) and V (visual tokens); "
+                           f"this law is over {', '.join(axes)}: use `scaling plot fit` (with "
+                           "--data), or `scaling plan` for its answers")
+
+
+def _knee(law: Any, values: Mapping[str, np.ndarray], axis: str, grid: np.ndarray,
+          min_gain: float) -> float | None:
+    """The smallest ``x`` on ``grid`` whose doubling lowers the error by < ``min_gain``."""
+    y = np.asarray(law.evaluate({**values, axis: grid}), float)
+    y2 = np.asarray(law.evaluate({**values, axis: 2 * grid}), float)
+    flat = np.flatnonzero((y - y2 < min_gain) & (2 * grid <= grid[-1]))
+    return float(grid[flat[0]]) if flat.size else None
+
+
+def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: bool = False,
+                    min_gain: float = 0.005, title: str | None = None,
+                    width: float | None = None, height: float | None = None) -> PlotResult:
+    """Measured points and a law over any axes, against its token (or last) axis.
+
+    One-axis laws (``tokens``: error against ``V``): one panel per group, the knee marked
+    (the smallest ``V`` whose next doubling gains less than ``min_gain``). Two-axis laws
+    other than (N, V), e.g. ``chinchilla`` over (N, D): one curve per value of the first axis.
+    Three-axis laws: one panel per value of the axis that is neither on the x axis nor the
+    curve label. Residuals are summarised in each panel's title (RMSE).
+    """
+    axes = _law_axes(groups)
+    x_axis = next((a for a in ("V", "D") if a in axes), axes[-1])
+    rest = [a for a in axes if a != x_axis]
+    series = "N" if "N" in rest else (rest[0] if rest else None)
+    split = next((a for a in rest if a != series), None)
+    sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
+    jobs = []
+    for group, law in groups.items():
+        pts = measured.select(group)
+        if len(pts) == 0:
+            raise ScalingError(f"no measured points for group {group!r} in --data")
+        for a in axes:
+            if a not in pts.axes:
+                raise ScalingError(f"--data has no axis {a} for this law; it binds "
+                                   f"{', '.join(pts.axes)}")
+        values = np.unique(pts.axes[split]) if split else [None]
+        jobs += [(group, law, pts, v) for v in values]
+    ncols = min(len(jobs), 4)
+    nrows = -(-len(jobs) // ncols)
+    panels = []
+    with _style():
+        fig, ax_grid = _new_figure(nrows, ncols, width=width, height=height)
+        flat = [ax_grid[r][c] for r in range(nrows) for c in range(ncols)]
+        for ax in flat[len(jobs):]:
+            ax.set_visible(False)
+        for k, (group, law, pts, split_value) in enumerate(jobs):
+            ax = flat[k]
+            keep = np.ones(len(pts), bool) if split is None else pts.axes[split] == split_value
+            x_pts = pts.axes[x_axis][keep]
+            low = min(x_pts.min() / 2, 1.0) if x_axis == "V" else x_pts.min() / 2
+            grid = np.geomspace(max(low, 1e-300), x_pts.max() * 4, 200)
+            levels = np.unique(pts.axes[series][keep]) if series else np.array([np.nan])
+            bins = ([levels[i:i + 1] for i in range(levels.size)] if levels.size <= 7
+                    else np.array_split(levels, 6))      # many sizes: 6 log-quantile bins
+            curves, resid, marked = {}, [], []
+            for i, members in enumerate(bins):
+                level = float(np.exp(np.mean(np.log(members)))) if series else None
+                color = OKABE_ITO[i % len(OKABE_ITO)]
+                sel = keep & np.isin(pts.axes[series], members) if series else keep
+                fixed = {} if series is None else {series: np.full(grid.size, level)}
+                if split:
+                    fixed[split] = np.full(grid.size, split_value)
+                pred_y = np.asarray(law.evaluate({**fixed, x_axis: grid}), float)
+                if pts.metric.startswith("1 - "):  # outside [0, 1] is no prediction at all
+                    pred_y = np.where((pred_y >= 0) & (pred_y <= 1), pred_y, np.nan)
+                y = offset + sign * pred_y
+                name = "law"
+                if series:
+                    def fmt(x: float) -> str:
+                        return format_params(x * 1e9) if series == "N" else f"{x:.3g}"
+                    name = (f"{series} = {fmt(level)}" if members.size == 1 else
+                            f"{series} {fmt(members[0])}-{fmt(members[-1])}")
+                ax.plot(grid, y, color=color, lw=1.5, label=f"{name} (law)" if series else
+                        "law", gid=f"curve-{k}-{i}")
+                obs = pts.error[sel]
+                at = {a: pts.axes[a][sel] for a in axes}
+                pred = np.asarray(law.evaluate(at), float)
+                resid.append(obs - pred)
+                ax.scatter(pts.axes[x_axis][sel], offset + sign * obs, s=22, color=color,
+                           marker=MARKERS[i % len(MARKERS)], zorder=3, gid=f"points-{k}-{i}",
+                           label="measured (markers)" if i == 0 else None)
+                curves[f"{name} (law)" if series else "law"] = (grid, y)
+                if x_axis == "V" and series is None:
+                    knee = _knee(law, fixed, x_axis, np.arange(1.0, grid[-1] + 1), min_gain)
+                    if knee is not None:
+                        ky = offset + sign * float(law.evaluate({**{a: np.array([v[0]]) for a, v
+                                                                    in fixed.items()},
+                                                                 x_axis: np.array([knee])})[0])
+                        marked.append(ky)
+                        _star(ax, knee, ky, gid=f"knee-{k}", label=f"knee: V = {knee:g} (next "
+                              f"doubling gains < {min_gain:g})", color=OKABE_ITO[3])
+                        ax.annotate(f"V = {knee:g}", (knee, ky), textcoords="offset points",
+                                    xytext=(6, 8), fontsize=8)
+            shown_y = np.concatenate([offset + sign * pts.error[keep], marked])
+            span = max(float(np.ptp(shown_y)), 0.02 * float(np.abs(shown_y).max()), 1e-6)
+            ax.set_ylim(float(shown_y.min()) - 0.6 * span, float(shown_y.max()) + 0.6 * span)
+            ax.set_xscale("log")
+            ax.set_xlabel({"V": "visual tokens per image V", "D": "training tokens D",
+                           "N": "LLM parameters N (billions)"}.get(x_axis, x_axis))
+            ax.set_ylabel(_error_label(accuracy, pts.metric, what="measured and predicted"))
+            rmse = float(np.sqrt(np.mean(np.concatenate(resid) ** 2)))
+            extra = f"{split} = {split_value:g}" if split else ""
+            head = (_panel_title(law, group, extra) if _law_label(law) != group else
+                    " · ".join(p for p in (str(group), extra) if p))
+            ax.set_title(f"{head}\nRMSE {rmse:.3g}", fontsize=9)
+            ax.legend(fontsize=7, loc="best")
+            panels.append(Panel(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), curves,
+                                (pts.axes[x_axis][keep], offset + sign * pts.error[keep]),
+                                group=group))
+        if title:
+            fig.suptitle(title)
+    return PlotResult("fit", fig, tuple(panels), "n/a", (),
+                      _law_label(next(iter(groups.values()))))
+
+
 def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: bool = False,
                band: tuple[float, float] = (5.0, 95.0), title: str | None = None,
                width: float | None = None, height: float | None = None) -> PlotResult:
@@ -740,6 +877,9 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
     if measured is None or len(measured) == 0:
         raise ScalingError("plot fit needs measured points: pass --data SWEEP.csv")
     groups = as_law_groups(laws)
+    if _law_axes(groups) != ("N", "V"):
+        return axes_fit_figure(groups, measured=measured, accuracy=accuracy, title=title,
+                               width=width, height=height)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
     panels = []
     with _style():
@@ -947,7 +1087,10 @@ def load_measured(paths: str | Path | Sequence[str | Path], laws: Any = None, *,
     """
     from scaling.fit.table import load_sweep
 
+    law = next(iter(as_law_groups(laws).values()))
+    bound = {a: b.column for a, b in (getattr(law, "axes", None) or {}).items()}
     data = load_sweep(paths, metric=metric if metric else _law_metric(laws),
-                      group_by=_law_group_by(laws), kind=kind)
+                      group_by=_law_group_by(laws), kind=kind, axes=bound or None,
+                      need=getattr(law, "axis_names", None))
     sizes = holdout_sizes(laws) if holdout is None else tuple(float(h) for h in holdout)
     return Measured.from_sweep(data, holdout_sizes=sizes)

@@ -246,6 +246,17 @@ def plan_command(
     law_size: str = typer.Option("nominal", "--law-size", help="Size the law sees for catalog "
                                  "models: nominal (the name's size, as the paper) or actual."),
     top: int = typer.Option(5, "--top", help="How many runners-up to list."),
+    llm: str = typer.Option(None, "--llm", help="One model (catalog name): how many visual "
+                            "tokens for it (with --flops, --max-latency-ms, --target-accuracy, "
+                            "--min-gain)."),
+    min_gain: float = typer.Option(None, "--min-gain", help="With --llm: the knee, the smallest "
+                                   "token count whose next doubling gains less accuracy."),
+    train_flops: str = typer.Option(None, "--train-flops", help="Training compute C for a law "
+                                    "over N and D: the compute-optimal N and D (C = 6ND)."),
+    requests: float = typer.Option(None, "--requests", help="With --train-flops: requests R "
+                                   "served over the model's life (Sardana et al. 2023)."),
+    request_tokens: float = typer.Option(None, "--request-tokens", help="With --requests: "
+                                         "tokens per request Q (inference 2NQR FLOPs)."),
     gpu_seconds: float = typer.Option(None, "--gpu-seconds", help="--cost serving: GPU-seconds "
                                       "per request."),
     usd_per_million: float = typer.Option(None, "--usd-per-million", help="--cost serving: "
@@ -286,6 +297,20 @@ def plan_command(
         flops = parse_flops(flops)
     q_default = text_tokens is None
     text_tokens = DEFAULT_TEXT_TOKENS if q_default else text_tokens
+    if train_flops is not None or llm is not None or min_gain is not None:
+        from scaling.cli import plan_extra
+
+        fitted = _load_law(law, group, mix=False)
+        if train_flops is not None:
+            return plan_extra.plan_training_cli(
+                fitted, train_flops=parse_flops(train_flops, what="--train-flops"),
+                requests=requests, request_tokens=request_tokens, as_json=as_json)
+        if llm is None:
+            raise ScalingError("--min-gain plans tokens for one model: add --llm MODEL")
+        return plan_extra.plan_tokens_cli(
+            fitted, llm=llm, flops=flops, max_latency_ms=max_latency_ms, gpu=gpu,
+            target_accuracy=target_accuracy, min_gain=min_gain, text_tokens=text_tokens,
+            gen_tokens=gen_tokens, encoder=encoder, token_range=token_range, as_json=as_json)
     if cost not in ("paper", "exact"):
         raise ScalingError(f"--cost must be paper, exact or serving, got {cost!r}")
     if sizes is not None and family is not None and cost != "exact":
