@@ -96,9 +96,11 @@ def _report(r: Any, *, title: str) -> None:
     binds = ", ".join(f"{a}={b.column}" + (" (billions)" if b.unit == 1e9 else
                                             f" (/{b.unit:g})" if b.unit != 1 else "")
                       for a, b in r.axes.items())
-    console.print(f"{title + ': ' if title else ''}{form.formula}", style="bold", end="")
-    console.print(f"  (law {r.law}, axes {binds}, fitted on {r.metric}, {r.n_points} points, "
-                  f"loss {r.loss})")
+    from rich.text import Text
+
+    console.print(Text.assemble((f"{title + ': ' if title else ''}{form.formula}", "bold"),
+                                f"  (law {r.law}, axes {binds}, fitted on {r.metric}, "
+                                f"{r.n_points} points, loss {r.loss})"))
     level = f"{100 * r.ci_level:.0f}% CI" if r.ci_level else "CI (use --bootstrap K)"
     params = Table("parameter", "value", level, box=None, pad_edge=False)
     for p in form.params:
