@@ -175,3 +175,14 @@ def test_failed_sweep_rows_are_left_out_with_a_note(tmp_path):
     data = load_sweep(path)
     assert data.n_points == 4
     assert any("status is not 'ok'" in note for note in data.notes)
+
+
+def test_files_of_different_shapes_do_not_share_a_metric_choice(tmp_path):
+    """Each file picks its metric; files that pick differently are refused, not silently fitted
+    with the last file's choice (the old loader reused it after its loop)."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("llm_params,visual_tokens,accuracy\n1B,4,0.5\n2B,4,0.6\n")
+    b.write_text("llm_params,visual_tokens,error\n1B,16,0.4\n2B,16,0.3\n")
+    with pytest.raises(ScalingError, match="different metrics: a.csv -> 1 - accuracy, b.csv -> "
+                                           "error"):
+        load_sweep([a, b])

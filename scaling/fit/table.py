@@ -402,6 +402,103 @@ def _bindings(axes: Mapping[str, str] | None) -> tuple[dict[str, Axis], set[str]
     return out, set(user)
 
 
+def _load_table(t: Any, fi: int, *, present: Sequence[str], bindings: Mapping[str, Any],
+                names: list[str], group_by: str | None, kind: str
+                ) -> tuple[list[dict[str, Any]], list[str], str, int]:
+    """One file's rows: ``(parts, chosen metric columns, metric label, rows not ok)``."""
+    not_ok = 0
+    parts: list[dict[str, Any]] = []
+    bench_col = next((c for c in ("benchmark", "task") if c in t.columns), None)
+    tidy = "score" in t.columns and bench_col is not None and not (
+        names and all(n in t.columns for n in names))
+    required = [bindings[a].column for a in present] + ([group_by] if group_by else [])
+    if not present:
+        required.append("visual_tokens")   # the classic table: say what is missing
+    if tidy:
+        required += [bench_col, "score"]
+        benchmarks = list(dict.fromkeys(str(b) for b in t.data[bench_col]))
+        if names:
+            chosen = names
+            missing = [n for n in names if n not in benchmarks]
+            if missing:
+                raise ScalingError(
+                    f"{t.name}: no column or benchmark named {missing[0]!r}; columns: "
+                    f"{', '.join(t.columns)}; benchmarks: {', '.join(benchmarks)}")
+        elif group_by == bench_col or len(benchmarks) == 1:
+            chosen = ["score"] if group_by == bench_col else benchmarks
+        else:
+            raise ScalingError(
+                f"{t.name} holds several benchmarks in column {bench_col!r} "
+                f"({', '.join(benchmarks[:6])}); choose --metric NAME, --metric "
+                f"mean:{','.join(benchmarks[:2])},... or --group-by {bench_col}")
+    else:
+        chosen = names or [next((c for c in ("error", "loss", "accuracy")
+                                 if c in t.columns), "accuracy")]
+        required += chosen
+    for col in required:
+        if col not in t.columns:
+            raise ScalingError(f"{t.name} has no column {col!r}; its columns are "
+                               f"{', '.join(t.columns)}")
+    kinds = {c: kind if kind != "auto" else ("error" if _is_error_name(c) else "accuracy")
+             for c in chosen}
+    if len(set(kinds.values())) > 1:
+        raise ScalingError(f"--metric mixes error-like and accuracy-like columns "
+                           f"{kinds}; average metrics of one kind")
+    metric_label = (("1 - " if kinds[chosen[0]] == "accuracy" else "")
+                    + (chosen[0] if len(chosen) == 1 else f"mean({', '.join(chosen)})"))
+    n_rows = t.rows.size
+    keep = np.ones(n_rows, bool)
+    if "status" in t.columns:
+        status = np.char.strip(t.data["status"].astype(str))
+        keep = (status == "ok") | (status == "") | (status == "None")
+        not_ok += int((~keep).sum())
+    if tidy and chosen != ["score"]:
+        keep &= np.isin(t.data[bench_col].astype(str), chosen)
+    rows = t.rows[keep]
+    values: dict[str, np.ndarray] = {}
+    for a in present:
+        col = bindings[a].column
+        v = _llm_params(t, keep) if col == "llm_params" else _numbers(t, col, keep)
+        bad = np.flatnonzero(~(v > 0))
+        if col == "visual_tokens":
+            bad = np.flatnonzero((v < 1) | (v != np.round(v)))
+            if bad.size:
+                cell = _cell(t, col, np.flatnonzero(keep)[bad[0]])
+                raise ScalingError(f"row {rows[bad[0]]} of {t.name}, column "
+                                   f"'visual_tokens': {cell!r} must be a whole number >= 1")
+        if bad.size:
+            raise ScalingError(f"row {rows[bad[0]]} of {t.name}, column {col!r} (axis "
+                               f"{a}): {v[bad[0]]!r} must be > 0: power-law axes need "
+                               "positive values; drop the row or bind another column")
+        values[a] = v
+    group = np.zeros(rows.size, str)
+    if group_by:
+        group = t.data[group_by][keep].astype(str)
+        empty = np.flatnonzero((group == "") | (group == "None"))
+        if empty.size:
+            raise ScalingError(f"row {rows[empty[0]]} of {t.name}, column {group_by!r}: "
+                               "missing group value")
+    ids = [c for c in ID_COLUMNS + (("task", "benchmark") if not tidy else ())
+           if c in t.columns and c != group_by and c not in
+           {bindings[a].column for a in present}]
+    id_cols = [t.data[c][keep].astype(str) for c in ids]
+    if tidy:
+        metric_of = np.zeros(rows.size, int)
+        if chosen != ["score"]:
+            uniq, inv = np.unique(t.data[bench_col][keep].astype(str), return_inverse=True)
+            metric_of = np.array([chosen.index(u) for u in uniq], int)[inv.ravel()]
+        y = _to_error(_numbers(t, "score", keep), t, "score", kinds[chosen[0]], rows)
+        parts.append(dict(values=values, group=group, ids=id_cols, metric=metric_of, y=y,
+                          rows=rows, file=fi, value_cols=["score"]))
+    else:
+        for m, c in enumerate(chosen):
+            y = _to_error(_numbers(t, c, keep), t, c, kinds[c], rows)
+            parts.append(dict(values=values, group=group, ids=id_cols,
+                              metric=np.full(rows.size, m), y=y, rows=rows, file=fi,
+                              value_cols=[c]))
+    return parts, chosen, metric_label, not_ok
+
+
 def load_sweep(paths: str | Path | Sequence[str | Path], *,
                metric: str | Sequence[str] | None = None, group_by: str | None = None,
                kind: str = "auto", axes: Mapping[str, str] | None = None,
@@ -433,98 +530,20 @@ def load_sweep(paths: str | Path | Sequence[str | Path], *,
                    if a in user_bound or all(b.column in t.columns for t in tables)]
     parts: list[dict[str, Any]] = []
     notes: list[str] = []
-    metric_label = ""
     not_ok = 0
-    chosen: list[str] = []
+    choices = []
     for fi, t in enumerate(tables):
-        bench_col = next((c for c in ("benchmark", "task") if c in t.columns), None)
-        tidy = "score" in t.columns and bench_col is not None and not (
-            names and all(n in t.columns for n in names))
-        required = [bindings[a].column for a in present] + ([group_by] if group_by else [])
-        if not present:
-            required.append("visual_tokens")   # the classic table: say what is missing
-        if tidy:
-            required += [bench_col, "score"]
-            benchmarks = list(dict.fromkeys(str(b) for b in t.data[bench_col]))
-            if names:
-                chosen = names
-                missing = [n for n in names if n not in benchmarks]
-                if missing:
-                    raise ScalingError(
-                        f"{t.name}: no column or benchmark named {missing[0]!r}; columns: "
-                        f"{', '.join(t.columns)}; benchmarks: {', '.join(benchmarks)}")
-            elif group_by == bench_col or len(benchmarks) == 1:
-                chosen = ["score"] if group_by == bench_col else benchmarks
-            else:
-                raise ScalingError(
-                    f"{t.name} holds several benchmarks in column {bench_col!r} "
-                    f"({', '.join(benchmarks[:6])}); choose --metric NAME, --metric "
-                    f"mean:{','.join(benchmarks[:2])},... or --group-by {bench_col}")
-        else:
-            chosen = names or [next((c for c in ("error", "loss", "accuracy")
-                                     if c in t.columns), "accuracy")]
-            required += chosen
-        for col in required:
-            if col not in t.columns:
-                raise ScalingError(f"{t.name} has no column {col!r}; its columns are "
-                                   f"{', '.join(t.columns)}")
-        kinds = {c: kind if kind != "auto" else ("error" if _is_error_name(c) else "accuracy")
-                 for c in chosen}
-        if len(set(kinds.values())) > 1:
-            raise ScalingError(f"--metric mixes error-like and accuracy-like columns "
-                               f"{kinds}; average metrics of one kind")
-        metric_label = (("1 - " if kinds[chosen[0]] == "accuracy" else "")
-                        + (chosen[0] if len(chosen) == 1 else f"mean({', '.join(chosen)})"))
-        n_rows = t.rows.size
-        keep = np.ones(n_rows, bool)
-        if "status" in t.columns:
-            status = np.char.strip(t.data["status"].astype(str))
-            keep = (status == "ok") | (status == "") | (status == "None")
-            not_ok += int((~keep).sum())
-        if tidy and chosen != ["score"]:
-            keep &= np.isin(t.data[bench_col].astype(str), chosen)
-        rows = t.rows[keep]
-        values: dict[str, np.ndarray] = {}
-        for a in present:
-            col = bindings[a].column
-            v = _llm_params(t, keep) if col == "llm_params" else _numbers(t, col, keep)
-            bad = np.flatnonzero(~(v > 0))
-            if col == "visual_tokens":
-                bad = np.flatnonzero((v < 1) | (v != np.round(v)))
-                if bad.size:
-                    cell = _cell(t, col, np.flatnonzero(keep)[bad[0]])
-                    raise ScalingError(f"row {rows[bad[0]]} of {t.name}, column "
-                                       f"'visual_tokens': {cell!r} must be a whole number >= 1")
-            if bad.size:
-                raise ScalingError(f"row {rows[bad[0]]} of {t.name}, column {col!r} (axis "
-                                   f"{a}): {v[bad[0]]!r} must be > 0: power-law axes need "
-                                   "positive values; drop the row or bind another column")
-            values[a] = v
-        group = np.zeros(rows.size, str)
-        if group_by:
-            group = t.data[group_by][keep].astype(str)
-            empty = np.flatnonzero((group == "") | (group == "None"))
-            if empty.size:
-                raise ScalingError(f"row {rows[empty[0]]} of {t.name}, column {group_by!r}: "
-                                   "missing group value")
-        ids = [c for c in ID_COLUMNS + (("task", "benchmark") if not tidy else ())
-               if c in t.columns and c != group_by and c not in
-               {bindings[a].column for a in present}]
-        id_cols = [t.data[c][keep].astype(str) for c in ids]
-        if tidy:
-            metric_of = np.zeros(rows.size, int)
-            if chosen != ["score"]:
-                uniq, inv = np.unique(t.data[bench_col][keep].astype(str), return_inverse=True)
-                metric_of = np.array([chosen.index(u) for u in uniq], int)[inv.ravel()]
-            y = _to_error(_numbers(t, "score", keep), t, "score", kinds[chosen[0]], rows)
-            parts.append(dict(values=values, group=group, ids=id_cols, metric=metric_of, y=y,
-                              rows=rows, file=fi, value_cols=["score"]))
-        else:
-            for m, c in enumerate(chosen):
-                y = _to_error(_numbers(t, c, keep), t, c, kinds[c], rows)
-                parts.append(dict(values=values, group=group, ids=id_cols,
-                                  metric=np.full(rows.size, m), y=y, rows=rows, file=fi,
-                                  value_cols=[c]))
+        file_parts, chosen, metric_label, dropped = _load_table(
+            t, fi, present=present, bindings=bindings, names=names, group_by=group_by, kind=kind)
+        parts += file_parts
+        not_ok += dropped
+        choices.append((t.name, chosen, metric_label))
+    differ = [c for c in choices if c[1:] != choices[0][1:]]
+    if differ:
+        raise ScalingError(
+            f"the files resolve to different metrics: {choices[0][0]} -> {choices[0][2]}, "
+            f"{differ[0][0]} -> {differ[0][2]}; choose one with --metric (and --metric-kind)")
+    _, chosen, metric_label = choices[0]
     return _combine(parts, tables, paths, present, bindings, chosen, metric_label, group_by,
                     not_ok, notes)
 
