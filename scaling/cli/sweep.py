@@ -1,4 +1,5 @@
-"""``scaling sweep run|status``: run a sweep spec (resuming), or show how far it got."""
+"""``scaling sweep run|status|suggest``: run a sweep spec (resuming; ``--adaptive`` for its
+``design:`` block), show how far it got, or suggest the next points to measure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, err_console, guarded, print_json
+from scaling.cli._common import console, err_console, guarded, jsonable, print_json
 
 sweep_app = typer.Typer(
     help="Run grids of LLM size x visual tokens (locally or on Dask) into a results table.",
@@ -72,12 +73,19 @@ def run_command(
     address: str | None = typer.Option(None, "--address", help="Dask scheduler HOST:PORT "
                                        "(implies --executor dask); else a LocalCluster."),
     workers: int | None = typer.Option(None, "--workers", "-w", help="Parallel runs."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="Run the spec's design: block: "
+                                  "a space-filling start, then rounds of suggest + run until "
+                                  "the answer's CI reaches the target or max_runs."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run SPEC's grid, skipping runs already done (resume is the default)."""
     from scaling.sweep import load_spec, run_sweep
 
     sweep = load_spec(spec)
+    if adaptive:
+        _run_adaptive(sweep, str(spec), output=output, executor=executor, address=address,
+                      workers=workers, json_out=json_out)
+        return
     bar = None if json_out else _Bar()
     try:
         report = run_sweep(sweep, output=output, executor=executor, address=address,
@@ -111,11 +119,14 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     """Show SPEC's runs done / failed / pending."""
     from rich.table import Table
 
+    from scaling.design.sweeps import design_status
     from scaling.sweep import load_spec, sweep_status
 
-    status = sweep_status(load_spec(spec), output=output)
+    sweep = load_spec(spec)
+    status = sweep_status(sweep, output=output)
+    design = design_status(sweep, output=output)
     if json_out:
-        print_json(status)
+        print_json({**jsonable(status), "design": design})
         return
     table = Table(title=f"{status.name}: {status.output}")
     for col in ("total", "ok", "failed", "pending", "rows"):
@@ -123,6 +134,8 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     table.add_row(*(str(getattr(status, c)) for c in ("total", "ok", "failed", "pending",
                                                      "rows")))
     console.print(table)
+    if design is not None:
+        _print_design_status(design)
     if status.orphaned:
         console.print(f"{status.orphaned} recorded runs are no longer in this grid (kept in "
                       f"{status.output}.runs/, not in the table)")
@@ -137,3 +150,91 @@ def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
                       f"{f['failure']}", markup=False, highlight=False)
     if len(failures) > limit:
         console.print(f"  ... and {len(failures) - limit} more (see --json)")
+
+
+@sweep_app.command("suggest")
+@guarded
+def suggest_command(
+    spec: Path = SPEC_ARG,
+    k: int | None = typer.Option(None, "--k", "-k", help="How many points (default: the "
+                                 "design's batch, or its initial design before any run)."),
+    output: str | None = OUTPUT_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Rank SPEC's unmeasured grid points by how much they would pin down its design's answer
+    per unit run_cost (the spec needs a design: block)."""
+    from scaling.design.sweeps import suggest
+    from scaling.sweep import load_spec
+
+    result = suggest(load_spec(spec), output=output, k=k, source=str(spec))
+    if json_out:
+        print_json([{k_: v for k_, v in p.items() if k_ not in ("label",)}
+                    for p in result.points])
+        return
+    console.print(f"{result.measured} runs measured; "
+                  + ("space-filling points (too few runs to fit the law yet):"
+                     if result.kind != "criterion" else "next points, best first:"),
+                  markup=False)
+    if result.answer is not None:
+        console.print(f"current answer: {_answer_line(result.answer)}", markup=False)
+    for p in result.points:
+        console.print(f"  {p['label']}  score {p['score']:.3g}  run_id {p['run_id']}: "
+                      f"{p['why']}", markup=False, highlight=False)
+
+
+def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str | None,
+                  address: str | None, workers: int | None, json_out: bool) -> None:
+    from scaling.design.sweeps import run_adaptive
+
+    def on_round(r: Any, design: Any) -> None:
+        if json_out:
+            return
+        points = ", ".join(design.labels[p.index] for p in r.picks)
+        failed = f" ({len(r.failed)} failed)" if r.failed else ""
+        share = r.cost_used / float(design.cost.sum())
+        answer = "law not fitted yet" if r.answer is None else _answer_line(r.answer.to_dict())
+        err_console.print(f"round {r.index} ({r.kind}): {points}{failed}; {r.runs_used} runs, "
+                          f"{100 * share:.0f}% of the grid's cost; {answer}", markup=False)
+
+    try:
+        report = run_adaptive(sweep, output=output, executor=executor, address=address,
+                              workers=workers, on_round=on_round, source=source)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished runs and rounds are saved; rerun the same "
+                          "command to resume", markup=False)
+        raise typer.Exit(code=130) from None
+    if json_out:
+        print_json(report)
+        return
+    if report.resumed_at is not None:
+        console.print(f"resumed at round {report.resumed_at}", markup=False)
+    console.print(f"{report.name}: stopped after {report.rounds} rounds, {report.runs_used} of "
+                  f"{report.grid_runs} runs ({100 * report.cost_fraction:.0f}% of the grid's "
+                  f"cost): {report.stopped}", markup=False)
+    if report.answer is not None:
+        console.print(f"answer: {_answer_line(report.answer)}", markup=False)
+    console.print(f"table: {report.output}; design log: {report.log}", markup=False)
+
+
+def _answer_line(a: dict[str, Any]) -> str:
+    from scaling.units import format_params
+
+    c, o, ci = a["choice"], a["optimum"], a.get("ci") or {}
+    share = "" if c.get("p_choice") is None else f" (chosen by {100 * c['p_choice']:.0f}% " \
+        "of bootstrap fits)"
+    v_ci = ci.get("visual_tokens")
+    interval = "" if not v_ci else f" [{v_ci[0]:.3g}, {v_ci[1]:.3g}]"
+    width = a.get("rel_width")
+    rel = "" if width is None else f"; relative CI width {width:.2g}"
+    return (f"{format_params(c['llm_params'])} with {c['visual_tokens']:g} visual tokens{share}; "
+            f"V* = {o['visual_tokens']:.3g}{interval}, N* = {format_params(o['llm_params'])}"
+            f"{rel}")
+
+
+def _print_design_status(design: dict[str, Any]) -> None:
+    console.print(f"design: {design['rounds']} rounds, {design['runs_used']} runs "
+                  f"({100 * design['cost_fraction']:.0f}% of the grid's cost)"
+                  + (f", stopped: {design['stopped']}" if design["stopped"] else ""),
+                  markup=False)
+    if design["answer"] is not None:
+        console.print(f"current answer: {_answer_line(design['answer'])}", markup=False)

@@ -80,7 +80,9 @@ def draw_answers(design: Design, fit: Any) -> Draws:
     N = C / (2 * (Q + V))
     with np.errstate(all="ignore"):
         Y = np.asarray(fit.predict_draws(N / 1e9, V), float)
-    best = np.nanargmin(np.where(np.isfinite(Y), Y, np.inf), axis=1)
+    Y = np.where(np.isfinite(Y), Y, np.inf)
+    best = np.argmin(Y, axis=1)
+    v_star = _refine(np.log(V), Y, best)
     n_menu, v_menu = np.meshgrid(design.sizes, design.tokens, indexing="ij")
     n_menu, v_menu = n_menu.ravel(), v_menu.ravel()
     ok = 2 * n_menu * (Q + v_menu) <= C * (1 + 1e-9)
@@ -89,7 +91,21 @@ def draw_answers(design: Design, fit: Any) -> Draws:
         Ym = np.asarray(fit.predict_draws(menu[:, 0] / 1e9, menu[:, 1]), float)
     choice = np.argmin(np.where(np.isfinite(Ym), Ym, np.inf), axis=1)
     rows = np.arange(len(best))
-    return Draws(V[best], N[best], Y[rows, best], choice, menu)
+    return Draws(v_star, C / (2 * (Q + v_star)), Y[rows, best], choice, menu)
+
+
+def _refine(x: np.ndarray, Y: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``V*`` from the parabola through the sampled minimum and its two neighbours (in
+    ``log V``), so draws are not quantised to the sampling; ends stay at the ends."""
+    i = np.clip(best, 1, x.size - 2)
+    rows = np.arange(best.size)
+    y0, y1, y2 = Y[rows, i - 1], Y[rows, i], Y[rows, i + 1]
+    curv = y0 - 2 * y1 + y2
+    with np.errstate(all="ignore"):
+        shift = np.where((curv > 0) & np.isfinite(curv), 0.5 * (y0 - y2) / curv, 0.0)
+    inner = (best > 0) & (best < x.size - 1)
+    h = x[1] - x[0]
+    return np.exp(np.where(inner, x[i] + np.clip(shift, -1, 1) * h, x[best]))
 
 
 def answer(design: Design, fit: Any) -> Answer:

@@ -137,11 +137,14 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
-def choose(design: Design, fit: Any, rounds: list[Round]) -> tuple[str, list[Pick]]:
-    """The next round's kind and picks."""
+def choose(design: Design, fit: Any, rounds: list[Round], n: int | None = None
+           ) -> tuple[str, list[Pick]]:
+    """The next round's kind and ``n`` picks (default: ``initial`` first, then ``batch``,
+    within ``max_runs``)."""
     taken = {p.index for r in rounds for p in r.picks}
-    used = rounds[-1].runs_used if rounds else 0
-    n = min(design.initial if not rounds else design.spec.batch, design.max_runs - used)
+    if n is None:
+        used = rounds[-1].runs_used if rounds else 0
+        n = min(design.initial if not rounds else design.spec.batch, design.max_runs - used)
     if not rounds:
         return "initial", space_filling(design, n, taken)
     if fit is None or fit.draws is None or len(fit.draws) < MIN_DRAWS:

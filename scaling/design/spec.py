@@ -5,8 +5,8 @@
 adaptive loop works on::
 
     design:
-      law: product                 # product | additive | loglinear (any law `scaling fit` accepts)
-      metric: accuracy             # the column fitted (accuracy -> 1 - accuracy; *error, *loss as is)
+      law: product                 # product | additive | loglinear (as `scaling fit`)
+      metric: accuracy             # the column fitted (accuracies as 1 - value)
       where: {task: reasoning}     # optional: the rows of a run that count (one per run)
       question: {flops: 1e12, text_tokens: 50}   # the plan whose answer must be pinned down
       initial: 6                   # space-filling start
@@ -91,7 +91,7 @@ class DesignSpec(_Strict):
     initial: int | None = Field(None, ge=1, description="default: the law's parameters + 2")
     batch: int = Field(2, ge=1)
     max_runs: int | None = Field(None, ge=1, description="default: the whole grid")
-    target: float = Field(0.1, gt=0)
+    target: float = Field(0.1, ge=0, description="0: never stop on the CI")
     ci_level: float = Field(0.9, gt=0, lt=1)
     run_cost: str = DEFAULT_COST
     bootstrap: int = Field(64, ge=16, description="bootstrap draws per round")
@@ -140,8 +140,8 @@ class Design:
 
     def key(self) -> str:
         """What a design log must match to be resumed: everything that changes the choices
-        except the stopping rule (``max_runs``, ``target``), which may be raised."""
-        fields = self.spec.model_dump(exclude={"max_runs", "target"})
+        except the stopping rule (``max_runs``, ``target``) and ``batch``, which may change."""
+        fields = self.spec.model_dump(exclude={"max_runs", "target", "batch"})
         ids = [r.run_id for r in self.runs] or [repr(x) for x in self.labels]
         text = json.dumps({"design": fields, "runs": ids}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -149,30 +149,25 @@ class Design:
 
 def parse_design(block: Any, *, source: str = "spec") -> DesignSpec:
     """Validate a ``design:`` mapping (one :class:`ScalingError` line on failure)."""
-    from scaling.sweep.spec import describe_validation
-
     if not isinstance(block, dict):
         raise ScalingError(f"{source}: design must be a mapping (law, metric, question, ...)")
     try:
         return DesignSpec.model_validate(block)
     except ValidationError as exc:
-        raise ScalingError(f"{source}: design: {_describe(exc, describe_validation)}") from None
+        raise ScalingError(f"{source}: design.{_describe(exc)}") from None
 
 
-def _describe(exc: ValidationError, fallback: Any) -> str:
-    parts = []
-    for err in exc.errors()[:2]:
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            model = Question if err["loc"][0] == "question" else DesignSpec
-            parts.append(f"unknown field {where!r}; allowed: {', '.join(sorted(model.model_fields))}")
-        elif err["type"] == "missing":
-            parts.append(f"{where}: required field missing")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err['input']!r})"
-            parts.append(f"{where}: {msg}{got}")
-    return "; ".join(parts) or fallback(exc)
+def _describe(exc: ValidationError) -> str:
+    """The first problem, with the allowed names for an unknown field."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        model = Question if err["loc"][0] == "question" else DesignSpec
+        return f"{where}: unknown field; allowed: {', '.join(sorted(model.model_fields))}"
+    if err["type"] == "missing":
+        return f"{where}: required field missing"
+    got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err['input']!r})"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}{got}"
 
 
 def design_of(sweep: SweepSpec, *, source: str = "spec") -> Design:
