@@ -1,16 +1,17 @@
 """Scaling-law forms as plain functions in a registry.
 
 Every law predicts an error-like quantity ``Y`` (lower is better) from the LLM size ``N`` in
-**billions** of parameters and the number of visual tokens per image ``T``:
+**billions** of parameters and the number of visual tokens per image ``V``:
 
-- ``product``   (Li et al. 2025, eq. 1):  ``Y = a * N^-alpha * T^-beta + D``
-- ``additive``  (Chinchilla-style):       ``Y = A * N^-alpha + B * T^-beta + D``
-- ``loglinear``:                           ``Y = c - alpha * ln N - beta * ln T``
+- ``product``   (Li et al. 2025, eq. 1):  ``Y = a * N^-alpha * V^-beta + D``
+- ``additive``  (Chinchilla-style):       ``Y = A * N^-alpha + B * V^-beta + D``
+- ``loglinear``:                           ``Y = c - alpha * ln N - beta * ln V``
 
-Each form also says which parameters enter *linearly* once the exponents are fixed: its
-``basis(N, T, **exponents)`` returns the design matrix ``X`` with ``Y = X @ linear``, which is
-what a variable-projection fitter solves exactly. ``bounds`` give the admissible ranges; the
-string ``"min_y"`` stands for the smallest observed ``Y`` (so ``D`` lies in ``[0, min Y)``).
+A law is defined in one place, its :class:`LawForm`: the function, the parameters that enter
+*linearly* once the exponents are fixed (``basis(lnN, lnV, exps)`` returns the design matrix
+``X`` with ``Y = X @ linear``, which the variable-projection fitter solves exactly), the
+Jacobian ``dY/dtheta`` (for the local polish and its gradients) and the bounds (the string
+``"min_y"`` stands for the smallest observed ``Y``, so ``D`` lies in ``[0, min Y)``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class LawForm:
     params: tuple[str, ...]
     exponents: tuple[str, ...]
     fn: Callable[..., np.ndarray]
-    basis: Callable[..., np.ndarray]
+    basis: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    jacobian: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
     bounds: Mapping[str, Bound]
 
     @property
@@ -42,39 +44,70 @@ class LawForm:
         """Parameters solved exactly for fixed exponents, in ``basis`` column order."""
         return tuple(p for p in self.params if p not in self.exponents)
 
+    def design(self, lnN: np.ndarray, lnV: np.ndarray, exps: np.ndarray) -> np.ndarray:
+        """Design matrix ``X`` ``(..., n, k)`` at exponent vectors ``exps`` ``(..., E)``."""
+        return self.basis(lnN, lnV, exps)
+
     def __call__(self, llm_params_b, visual_tokens, **params: float) -> np.ndarray:
         return self.fn(np.asarray(llm_params_b, float), np.asarray(visual_tokens, float),
                        **params)
 
 
-def product(N, T, *, a, alpha, beta, D):
-    """``Y = a * N^-alpha * T^-beta + D`` (Li et al., ICLR 2025, eq. 1)."""
-    return a * N ** -alpha * T ** -beta + D
+def product(N, V, *, a, alpha, beta, D):
+    """``Y = a * N^-alpha * V^-beta + D`` (Li et al., ICLR 2025, eq. 1)."""
+    return a * N ** -alpha * V ** -beta + D
 
 
-def _product_basis(N, T, *, alpha, beta):
-    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
-    return np.stack([N ** -alpha * T ** -beta, np.ones_like(N)], axis=-1)
+def _product_basis(lnN, lnV, exps):
+    """``[N^-alpha V^-beta, 1]``."""
+    x = np.exp(-exps[..., 0:1] * lnN - exps[..., 1:2] * lnV)
+    return np.stack([x, np.ones_like(x)], axis=-1)
 
 
-def additive(N, T, *, A, alpha, B, beta, D):
-    """``Y = A * N^-alpha + B * T^-beta + D`` (Hoffmann et al. 2022 form, T for data)."""
-    return A * N ** -alpha + B * T ** -beta + D
+def _product_jacobian(N, V, theta):
+    """``[x, -a ln N x, -a ln V x, 1]`` with ``x = N^-alpha V^-beta``."""
+    a, alpha, beta, _ = theta
+    lnN, lnV = np.broadcast_arrays(np.log(N), np.log(V))
+    x = np.exp(-alpha * lnN - beta * lnV)
+    return np.stack([x, -a * lnN * x, -a * lnV * x, np.ones_like(x)], axis=-1)
 
 
-def _additive_basis(N, T, *, alpha, beta):
-    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
-    return np.stack([N ** -alpha, T ** -beta, np.ones_like(N)], axis=-1)
+def additive(N, V, *, A, alpha, B, beta, D):
+    """``Y = A * N^-alpha + B * V^-beta + D`` (Hoffmann et al. 2022 form, V for data)."""
+    return A * N ** -alpha + B * V ** -beta + D
 
 
-def loglinear(N, T, *, c, alpha, beta):
-    """``Y = c - alpha * ln N - beta * ln T`` (a straight line in log N and log T)."""
-    return c - alpha * np.log(N) - beta * np.log(T)
+def _additive_basis(lnN, lnV, exps):
+    """``[N^-alpha, V^-beta, 1]``."""
+    u, v = np.broadcast_arrays(np.exp(-exps[..., 0:1] * lnN), np.exp(-exps[..., 1:2] * lnV))
+    return np.stack([u, v, np.ones_like(u)], axis=-1)
 
 
-def _loglinear_basis(N, T):
-    N, T = np.broadcast_arrays(np.asarray(N, float), np.asarray(T, float))
-    return np.stack([np.ones_like(N), -np.log(N), -np.log(T)], axis=-1)
+def _additive_jacobian(N, V, theta):
+    """``[u, -A ln N u, v, -B ln V v, 1]`` with ``u = N^-alpha``, ``v = V^-beta``."""
+    A, alpha, B, beta, _ = theta
+    lnN, lnV = np.broadcast_arrays(np.log(N), np.log(V))
+    u, v = np.exp(-alpha * lnN), np.exp(-beta * lnV)
+    return np.stack([u, -A * lnN * u, v, -B * lnV * v, np.ones_like(u)], axis=-1)
+
+
+def loglinear(N, V, *, c, alpha, beta):
+    """``Y = c - alpha * ln N - beta * ln V`` (a straight line in log N and log V)."""
+    return c - alpha * np.log(N) - beta * np.log(V)
+
+
+def _loglinear_basis(lnN, lnV, exps):
+    """``[1, -ln N, -ln V]`` (no exponents: broadcast over the exponent batch)."""
+    lnN, lnV = np.broadcast_arrays(lnN, lnV)
+    shape = exps.shape[:-1] + lnN.shape[-1:]
+    lnN, lnV = np.broadcast_to(lnN, shape), np.broadcast_to(lnV, shape)
+    return np.stack([np.ones(shape), -lnN, -lnV], axis=-1)
+
+
+def _loglinear_jacobian(N, V, theta):
+    """``[1, -ln N, -ln V]``."""
+    lnN, lnV = np.broadcast_arrays(np.log(N), np.log(V))
+    return np.stack([np.ones_like(lnN), -lnN, -lnV], axis=-1)
 
 
 INF = float("inf")
@@ -98,30 +131,33 @@ def optimal_visual_tokens(alpha, beta, text_tokens):
 LAWS: dict[str, LawForm] = {
     "product": LawForm(
         name="product",
-        formula="Y = a * N^-alpha * T^-beta + D",
+        formula="Y = a * N^-alpha * V^-beta + D",
         params=("a", "alpha", "beta", "D"),
         exponents=("alpha", "beta"),
         fn=product,
         basis=_product_basis,
+        jacobian=_product_jacobian,
         bounds={"a": (0.0, INF), "alpha": (0.0, INF), "beta": (0.0, INF), "D": (0.0, "min_y")},
     ),
     "additive": LawForm(
         name="additive",
-        formula="Y = A * N^-alpha + B * T^-beta + D",
+        formula="Y = A * N^-alpha + B * V^-beta + D",
         params=("A", "alpha", "B", "beta", "D"),
         exponents=("alpha", "beta"),
         fn=additive,
         basis=_additive_basis,
+        jacobian=_additive_jacobian,
         bounds={"A": (0.0, INF), "alpha": (0.0, INF), "B": (0.0, INF), "beta": (0.0, INF),
                 "D": (0.0, "min_y")},
     ),
     "loglinear": LawForm(
         name="loglinear",
-        formula="Y = c - alpha * ln N - beta * ln T",
+        formula="Y = c - alpha * ln N - beta * ln V",
         params=("c", "alpha", "beta"),
         exponents=(),
         fn=loglinear,
         basis=_loglinear_basis,
+        jacobian=_loglinear_jacobian,
         bounds={"c": (-INF, INF), "alpha": (0.0, INF), "beta": (0.0, INF)},
     ),
 }
@@ -154,20 +190,20 @@ class FittedLaw:
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def predict(self, llm_params_b, visual_tokens) -> np.ndarray:
-        """Predicted error at ``N`` billion parameters and ``T`` visual tokens."""
+        """Predicted error at ``N`` billion parameters and ``V`` visual tokens."""
         return get_law(self.law)(llm_params_b, visual_tokens, **self.params)
 
     def predict_draws(self, llm_params_b, visual_tokens) -> np.ndarray:
-        """Predictions under every bootstrap draw: shape ``(K, *broadcast(N, T).shape)``."""
+        """Predictions under every bootstrap draw: shape ``(K, *broadcast(N, V).shape)``."""
         if self.draws is None:
             raise ScalingError(f"law {self.label or self.law!r} has no bootstrap draws; "
                                "refit with --bootstrap K")
         form = get_law(self.law)
         N = np.asarray(llm_params_b, float)[None]
-        T = np.asarray(visual_tokens, float)[None]
-        cols = {p: self.draws[:, i].reshape((-1,) + (1,) * max(N.ndim - 1, T.ndim - 1))
+        V = np.asarray(visual_tokens, float)[None]
+        cols = {p: self.draws[:, i].reshape((-1,) + (1,) * max(N.ndim - 1, V.ndim - 1))
                 for i, p in enumerate(form.params)}
-        return form.fn(N, T, **cols)
+        return form.fn(N, V, **cols)
 
 
 PAPER_CITATION = (

@@ -4,7 +4,7 @@ Every figure is drawn from a fitted law (a :class:`scaling.law.FittedLaw` or
 :class:`scaling.fit.FitResult`, ``None`` for the paper's published law, or a ``{group: law}``
 mapping for laws fitted with ``--group-by``: one panel per group) and, optionally, measured
 sweep points. Costs, optima and frontiers are never recomputed here: costs come from the
-planner's pricer (:func:`scaling.frontier.setting`), optima from :func:`scaling.plan.plan` and
+planner's pricer (:func:`scaling.planner.problem.setting`), optima from :func:`scaling.plan` and
 frontiers from :func:`scaling.plan.frontier`, so what a figure marks is what ``scaling plan``
 answers, under the same cost model (``paper``: ``C = 2 N (Q + V)``; ``exact``: the
 architecture's cost).
@@ -51,7 +51,7 @@ FRONTIER_COLOR = "#000000"
 #: Sizes drawn without data (the paper's Qwen1.5 sizes, in parameters) and token range.
 DEFAULT_SIZES = (0.5e9, 1.8e9, 4e9, 7e9, 14e9)
 DEFAULT_TOKEN_RANGE = (1.0, 576.0)
-#: Options of :func:`scaling.frontier.setting` that the figures pass on to the planner.
+#: Options of :func:`scaling.planner.problem.setting` that the figures pass on to the planner.
 PLAN_OPTIONS = ("gen_tokens", "family", "encoder", "gpu", "batch", "dtype", "max_memory_gb",
                 "max_latency_ms", "llm_range", "token_range", "law_size", "method")
 
@@ -105,7 +105,7 @@ class Measured:
 
     @classmethod
     def from_sweep(cls, data: Any, *, holdout_sizes: Sequence[float] = ()) -> Measured:
-        """From a :class:`scaling.data.SweepData`; rows of ``holdout_sizes`` are hold-outs."""
+        """From a :class:`scaling.fit.table.SweepData`; rows of ``holdout_sizes`` are hold-outs."""
         n = np.asarray(data.llm_params, float)
         held = np.zeros(n.size, bool)
         for size in holdout_sizes:
@@ -367,8 +367,8 @@ def _plan_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _setting(law: Any, cost: str, text_tokens: float, options: Mapping[str, Any]) -> Any:
-    """The planner's :class:`scaling.frontier.Setting` (pricer + limits) for one panel."""
-    from scaling.frontier import setting
+    """The planner's :class:`scaling.planner.problem.Setting` (pricer + limits) for one panel."""
+    from scaling.planner.problem import setting
 
     opts = {k: v for k, v in options.items() if k != "method"}
     return setting(law, text_tokens=text_tokens, cost=cost, **opts)
@@ -376,14 +376,14 @@ def _setting(law: Any, cost: str, text_tokens: float, options: Mapping[str, Any]
 
 def _plan(law: Any, budget: float, cost: str, text_tokens: float,
           options: Mapping[str, Any]) -> Any:
-    from scaling.plan import plan
+    from scaling.planner.answer import plan
 
     return plan(law, flops=budget, cost=cost, text_tokens=text_tokens, **options)
 
 
 def _frontier(law: Any, budgets: np.ndarray, cost: str, text_tokens: float,
               options: Mapping[str, Any]) -> Any:
-    from scaling.plan import frontier
+    from scaling.planner.answer import frontier
 
     return frontier(law, budgets, cost=cost, text_tokens=text_tokens, **options)
 
@@ -456,7 +456,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
     Each curve sweeps ``V`` over ``token_range`` at a fixed size ``N``: ``(C(N, V, Q),
     Y(N, V))`` with ``C`` the planner's cost model. The dashed frontier is
     :func:`scaling.plan.frontier` over the panel's FLOPs range; with ``budget`` the star is
-    :func:`scaling.plan.plan`'s ``optimum`` at that budget, drawn at ``(optimum.flops,
+    :func:`scaling.plan`'s ``optimum`` at that budget, drawn at ``(optimum.flops,
     optimum.predicted_error)``.
     """
     groups = as_law_groups(laws)
@@ -532,14 +532,14 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
     """Predicted error against visual tokens at fixed budgets, the planner's ``V*`` marked.
 
     Along an iso-FLOP curve the budget fixes the size: ``N(V)`` is the planner's largest
-    feasible size at ``V`` (:func:`scaling.optimum.llm_cap`; paper cost, no limits:
+    feasible size at ``V`` (:func:`scaling.planner.solvers.llm_cap`; paper cost, no limits:
     ``N(V) = C / (2 (Q + V))``), so ``Y(V) = Y(N(V), V)``; where ``N(V)`` would fall below the
-    planner's ``llm_range`` nothing is drawn. The star is :func:`scaling.plan.plan`'s
+    planner's ``llm_range`` nothing is drawn. The star is :func:`scaling.plan`'s
     optimum (for the product law under the paper cost ``V* = beta Q / (alpha - beta)``).
     One column per text-token count ``Q``, one row per group. Default budgets: round values
     inside the cost range of the sizes x tokens grid, common to every column.
     """
-    from scaling.optimum import llm_cap
+    from scaling.planner.solvers import llm_cap
 
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
@@ -611,7 +611,7 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
 
     Contours are the planner's cost ``C(N, V, Q)`` at round budgets; the path is
     :func:`scaling.plan.frontier`'s ``(N*, V*)`` over the budgets the panel spans; with
-    ``budget`` the star is :func:`scaling.plan.plan`'s optimum at ``(N*, V*)``.
+    ``budget`` the star is :func:`scaling.plan`'s optimum at ``(N*, V*)``.
     """
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
@@ -805,7 +805,7 @@ def load_measured(paths: str | Path | Sequence[str | Path], laws: Any = None, *,
     group column to the law file's ``group_by``, and the hold-out sizes to those the fitter
     held out in its validation (``holdout`` overrides them; ``()`` marks none).
     """
-    from scaling.data import load_sweep
+    from scaling.fit.table import load_sweep
 
     data = load_sweep(paths, metric=metric if metric else _law_metric(laws),
                       group_by=_law_group_by(laws), kind=kind)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
-from scaling.fit import FitResult, save_laws
+from scaling.fit.fitter import FitResult, save_laws
 from scaling.law import PAPER_LAW
 
 runner = CliRunner()

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaling.data import from_arrays, load_sweep
 from scaling.errors import ScalingError
+from scaling.fit.table import from_arrays, load_sweep
 
 PAPER = Path(__file__).parents[1] / "sweeps" / "li2025_visual_reasoning.csv"
 

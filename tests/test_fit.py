@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from scaling.bootstrap import resample_weights
-from scaling.data import from_arrays, load_sweep
 from scaling.errors import ScalingError
-from scaling.fit import FitResult, fit_groups, fit_law, load_laws, save_laws
+from scaling.fit.bootstrap import resample_weights
+from scaling.fit.fitter import FitResult, fit_groups, fit_law, load_laws, save_laws
+from scaling.fit.losses import value_and_grad
+from scaling.fit.table import from_arrays, load_sweep
+from scaling.fit.validation import information_criteria
 from scaling.law import PAPER_LAW, FittedLaw, get_law
-from scaling.losses import value_and_grad
-from scaling.validate import information_criteria
 
 ROOT = Path(__file__).parents[1]
 PAPER = ROOT / "sweeps" / "li2025_visual_reasoning.csv"

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from scaling import plot as P
-from scaling.data import from_arrays
 from scaling.errors import ScalingError
-from scaling.fit import fit_groups, load_laws
+from scaling.fit.fitter import fit_groups, load_laws
+from scaling.fit.table import from_arrays
 from scaling.law import PAPER_LAW, FittedLaw
-from scaling.plan import frontier, plan
-from scaling.pricing import make_pricer
+from scaling.planner.answer import frontier, plan
+from scaling.planner.pricing import make_pricer
 
 ROOT = Path(__file__).resolve().parents[1]
 LAW_FILE = ROOT / "results" / "li2025_visual_reasoning.law.json"

@@ -30,9 +30,9 @@ def read_table(path):
 
 
 def test_table_columns_costs_and_fit_ready(tmp_path):
-    from scaling.arch import get_encoder, get_llm
-    from scaling.cost import inference_cost, llm_params
-    from scaling.data import load_sweep
+    from scaling.cost.catalog import get_encoder, get_llm
+    from scaling.cost.flops import inference_cost, llm_params
+    from scaling.fit.table import load_sweep
 
     spec = make_spec(tmp_path, axes={
         "llm": ["qwen1.5-0.5b", "1.8B", {"name": "mine", "params": "3B", "arch": "qwen1.5-4b"}],
@@ -128,8 +128,8 @@ def test_several_rows_per_run_share_the_run_id(tmp_path):
 
 
 def test_custom_architecture_from_the_evaluator(tmp_path):
-    from scaling.arch import LLMSpec
-    from scaling.cost import inference_cost
+    from scaling.cost.flops import inference_cost
+    from scaling.cost.specs import LLMSpec
 
     spec = make_spec(tmp_path, "custom_arch", axes={"llm": ["tiny"], "visual_tokens": [8]},
                      text_tokens=4)

@@ -15,9 +15,10 @@ from scaling.cli._common import console, guarded, print_json
 def _resolve(llm: str | None, hf_config: Path | None, encoder: str | None,
              projector: str | None, visual_tokens: int | None, image_size: int | None):
     """Turn the options into (LLMSpec, EncoderSpec | None, projector, V)."""
-    from scaling.arch import EncoderSpec, VLMSpec, from_hf_config, get_encoder, get_llm
+    from scaling.cost.catalog import get_encoder, get_llm
+    from scaling.cost.specs import EncoderSpec, VLMSpec, from_hf_config
+    from scaling.cost.tokens import patch_tokens
     from scaling.errors import ScalingError
-    from scaling.tokens import patch_tokens
 
     if (llm is None) == (hf_config is None):
         raise ScalingError("give exactly one of --llm NAME or --hf-config PATH")
@@ -151,9 +152,9 @@ def cost(
     json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Exact inference FLOPs, memory and roofline latency of one VLM request."""
-    from scaling.cost import inference_cost
+    from scaling.cost.flops import inference_cost
+    from scaling.cost.hardware import get_gpu
     from scaling.errors import ScalingError
-    from scaling.hardware import get_gpu
 
     for name, value, low in (("--text-tokens", text_tokens, 0), ("--gen-tokens", gen_tokens, 0),
                              ("--batch", batch, 1)):

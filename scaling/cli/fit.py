@@ -48,8 +48,8 @@ def fit_command(
         "--json", help="JSON on stdout, nothing else.")] = False,
 ) -> None:
     """Fit a scaling law Y(N, T) to sweep results, with bootstrap CIs and hold-out checks."""
-    from scaling.data import load_sweep
-    from scaling.fit import fit_groups, save_laws
+    from scaling.fit.fitter import fit_groups, save_laws
+    from scaling.fit.table import load_sweep
     from scaling.law import LAWS
 
     if law != "auto" and law not in LAWS:

@@ -23,7 +23,7 @@ def _load_law(path: Path | None, group: str | None, *, mix: bool) -> Any:
             raise ScalingError("--mix needs per-task laws: --law FILE.law.json from "
                                "`scaling fit ... --group-by task`")
         return None
-    from scaling.fit import load_laws
+    from scaling.fit.fitter import load_laws
 
     laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
         law, label=path.name if name == "all" else f"{path.name} [{name}]")
@@ -226,7 +226,7 @@ def plan_command(
                    max_memory_gb=max_memory_gb, max_latency_ms=max_latency_ms,
                    llm_range=llm_range, token_range=token_range, law_size=law_size)
     if mix is not None:
-        from scaling.mix import plan_mix
+        from scaling.planner.mix import plan_mix
 
         if sizes or tokens or target_accuracy is not None:
             raise ScalingError("--mix plans continuous sizes and tokens: drop --sizes, --tokens "
@@ -241,7 +241,7 @@ def plan_command(
         else:
             _print_mix(m)
         return
-    from scaling.plan import plan
+    from scaling.planner.answer import plan
 
     p = plan(fitted, flops=flops, sizes=sizes, tokens=tokens, target_accuracy=target_accuracy,
              top=top, **options)

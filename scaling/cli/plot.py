@@ -46,7 +46,7 @@ def _load(path: Path | None, group: str | None) -> tuple[Any, str]:
         from scaling.law import PAPER_LAW
 
         return PAPER_LAW, PAPER_LAW.label
-    from scaling.fit import load_laws
+    from scaling.fit.fitter import load_laws
 
     laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
         law, label=path.name if name == "all" else f"{path.name} [{name}]")
@@ -129,7 +129,7 @@ def plot_command(
     plan_options = {k: v for k, v in plan_options.items() if v}
     drawn_tokens = None
     if token_range is not None:
-        from scaling.frontier import setting
+        from scaling.planner.problem import setting
 
         drawn_tokens = setting(None, token_range=token_range).limits.token_range
     if holdout is not None and holdout.strip().lower() == "none":

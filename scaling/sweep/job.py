@@ -114,7 +114,7 @@ def result_rows(result: Any, job: Job) -> list[dict[str, Any]]:
         item = dict(item)
         llm_spec = item.pop("llm_spec", None)
         if llm_spec is not None and not isinstance(llm_spec, dict):
-            raise EvaluatorFailure("llm_spec must be a dict of scaling.arch.LLMSpec fields")
+            raise EvaluatorFailure("llm_spec must be a dict of scaling.cost.specs.LLMSpec fields")
         taken = sorted(OWNED & set(item))
         if taken:
             raise EvaluatorFailure(f"evaluator returned reserved key(s) {', '.join(taken)}; "

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from scaling.bootstrap import resample_weights
-from scaling.data import load_sweep
-from scaling.fit import fit_law
-from scaling.losses import value_and_grad
-from scaling.optimize import fit_point
+from scaling.fit.bootstrap import resample_weights
+from scaling.fit.fitter import fit_law
+from scaling.fit.losses import value_and_grad
+from scaling.fit.polish import fit_point
+from scaling.fit.table import load_sweep
 
 PAPER = Path(__file__).parents[2] / "sweeps" / "li2025_visual_reasoning.csv"
 STARTS = list(itertools.product([0.2, 0.5, 1.0, 2.0], [0.01, 0.05, 0.2, 0.5],

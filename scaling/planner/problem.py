@@ -1,6 +1,6 @@
 """Optimal (N, V, error) over many budgets, and the planner's option handling.
 
-:func:`frontier` is the continuous optimum of :mod:`scaling.optimum` for an array of budgets
+:func:`frontier` is the continuous optimum of :mod:`scaling.planner.solvers` for an array of budgets
 (vectorised: closed form where it applies, else the numeric solver over all budgets at once);
 the plots draw it. :func:`setting` turns the user's options (cost model, family, GPU, limits)
 into the objects the solvers take, and :func:`cheapest` answers the inverse question: the
@@ -17,7 +17,8 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.law import LAWS, PAPER_LAW
-from scaling.optimum import (
+from scaling.planner.pricing import Pricer, make_pricer
+from scaling.planner.solvers import (
     Limits,
     Optimum,
     Predict,
@@ -27,7 +28,6 @@ from scaling.optimum import (
     law_predictor,
     numeric,
 )
-from scaling.pricing import Pricer, make_pricer
 from scaling.units import format_params, parse_params
 
 INF = float("inf")

@@ -23,33 +23,16 @@ HUBER_DELTA = 1e-3
 LOSSES = ("sse", "huber")
 
 
-def jacobian(law: str, N: np.ndarray, T: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """``dP/dtheta``, shape ``(n, len(params))`` in the law's parameter order.
-
-    product  ``P = a N^-alpha T^-beta + D``: ``[x, -a ln N x, -a ln T x, 1]``,
-    with ``x = N^-alpha T^-beta``
-    additive ``P = A N^-alpha + B T^-beta + D``: ``[u, -A ln N u, v, -B ln T v, 1]``
-    loglinear ``P = c - alpha ln N - beta ln T``: ``[1, -ln N, -ln T]``
-    """
-    lnN, lnT = np.log(N), np.log(T)
-    ones = np.ones_like(lnN)
-    if law == "product":
-        a, alpha, beta, _ = theta
-        x = np.exp(-alpha * lnN - beta * lnT)
-        return np.stack([x, -a * lnN * x, -a * lnT * x, ones], axis=-1)
-    if law == "additive":
-        A, alpha, B, beta, _ = theta
-        u, v = np.exp(-alpha * lnN), np.exp(-beta * lnT)
-        return np.stack([u, -A * lnN * u, v, -B * lnT * v, ones], axis=-1)
-    if law == "loglinear":
-        return np.stack([ones, -lnN, -lnT], axis=-1)
-    raise AssertionError(f"no Jacobian for law {law!r}")
+def jacobian(law: str, N: np.ndarray, V: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """``dP/dtheta``, shape ``(n, len(params))`` in the law's parameter order
+    (:attr:`scaling.law.LawForm.jacobian`)."""
+    return get_law(law).jacobian(N, V, np.asarray(theta, float))
 
 
-def predict(law: str, N: np.ndarray, T: np.ndarray, theta: np.ndarray) -> np.ndarray:
+def predict(law: str, N: np.ndarray, V: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """The law at parameter vector ``theta`` (law parameter order)."""
     form = get_law(law)
-    return form.fn(N, T, **dict(zip(form.params, np.asarray(theta, float), strict=True)))
+    return form.fn(N, V, **dict(zip(form.params, np.asarray(theta, float), strict=True)))
 
 
 def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
@@ -70,12 +53,12 @@ def objective(loss: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None =
     return np.where(np.all(pred > 0, axis=-1), out, np.inf)
 
 
-def value_and_grad(theta: np.ndarray, law: str, loss: str, N: np.ndarray, T: np.ndarray,
+def value_and_grad(theta: np.ndarray, law: str, loss: str, N: np.ndarray, V: np.ndarray,
                    y: np.ndarray, w: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Objective and its analytic gradient at ``theta`` (for L-BFGS-B)."""
     w = np.ones_like(y) if w is None else w
-    pred = predict(law, N, T, theta)
-    J = jacobian(law, N, T, theta)
+    pred = predict(law, N, V, theta)
+    J = jacobian(law, N, V, theta)
     if loss == "sse":
         r = pred - y
         return float(np.sum(w * r * r)), J.T @ (2.0 * w * r)

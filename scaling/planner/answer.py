@@ -3,9 +3,9 @@
 :func:`plan` answers for one budget (FLOPs per request):
 
 - the **continuous optimum** over LLM size ``N`` and visual tokens ``V`` (closed form for the
-  product law under the paper cost, else the numeric solver; :mod:`scaling.optimum`);
+  product law under the paper cost, else the numeric solver; :mod:`scaling.planner.solvers`);
 - with a menu (``sizes``/``family`` and/or ``tokens``) the **best deployable configuration**
-  and the runners-up (:mod:`scaling.menu`);
+  and the runners-up (:mod:`scaling.planner.menu`);
 - the **constraints**: memory (weights + KV cache at ``batch``), roofline latency on ``gpu``, and
   the allowed ranges of ``N`` and ``V``; an impossible request raises :class:`ScalingError`
   naming the smallest feasible budget or the binding limit;
@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.frontier import (  # noqa: F401  (Frontier, frontier: re-exported)
+from scaling.law import PAPER_LAW, optimal_visual_tokens
+from scaling.planner.menu import Menu, MenuTable, evaluate, optimal_shares, rank
+from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
     Setting,
     cheapest,
@@ -37,9 +39,7 @@ from scaling.frontier import (  # noqa: F401  (Frontier, frontier: re-exported)
     smallest_budget,
     solve,
 )
-from scaling.law import PAPER_LAW, optimal_visual_tokens
-from scaling.menu import Menu, MenuTable, evaluate, optimal_shares, rank
-from scaling.optimum import Optimum, llm_cap
+from scaling.planner.solvers import Optimum, llm_cap
 from scaling.units import format_params, format_quantity, parse_flops, parse_params
 
 __all__ = ["Choice", "Frontier", "Plan", "frontier", "plan"]

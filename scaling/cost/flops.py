@@ -1,8 +1,8 @@
 """Inference cost of a VLM: FLOPs, parameters, KV-cache and weight bytes, roofline latency.
 
 Pure, vectorised numpy: every token count, ``batch`` and ``crops`` may be an array, and the
-LLM may be one :class:`~scaling.arch.LLMSpec` or an :class:`~scaling.arch.LLMStack` of many
-(array-valued dims), all broadcast together; 0-d results come back as floats.
+LLM may be one :class:`~scaling.cost.specs.LLMSpec` or an :class:`~scaling.cost.specs.LLMStack`
+of many (array-valued dims), all broadcast together; 0-d results come back as floats.
 
 Conventions (1 multiply-add = 2 FLOPs; quantities per batch of ``batch`` requests):
 
@@ -34,17 +34,19 @@ from typing import Any
 
 import numpy as np
 
-from scaling.arch import (
+from scaling.cost.catalog import as_stack, get_encoder
+from scaling.cost.hardware import DTYPE_BYTES, GPUSpec, get_gpu, normalise_dtype
+from scaling.cost.latency import decode_context, roofline_latency
+from scaling.cost.specs import (
     EncoderSpec,
     LLMSpec,
     LLMStack,
     ProjectorSpec,
-    get_encoder,
+    count_llm_params,
     get_projector,
-    stack_llms,
+    layer_matmul_params,
 )
 from scaling.errors import ScalingError
-from scaling.hardware import DTYPE_BYTES, GPUSpec, get_gpu, normalise_dtype
 
 Array = np.ndarray
 Number = float | Array
@@ -71,26 +73,9 @@ def _nonneg(value: Any, name: str, *, minimum: float = 0.0) -> Array:
 # --------------------------------------------------------------------------- parameters
 
 
-def _llm_layer_matmul_params(s: LLMStack) -> Array:
-    """Weights of one decoder layer's matrices: Wq, Wk, Wv, Wo and 2 or 3 MLP matrices."""
-    mlp_mats = 2.0 + s.gated_mlp
-    return (2.0 * s.hidden * s.q_dim + 2.0 * s.hidden * s.kv_dim
-            + mlp_mats * s.hidden * s.intermediate)
-
-
 def llm_params(llm: LLMSpec | LLMStack | str, *, embeddings: bool = True) -> Number:
-    """LLM parameter count (equals ``sum(p.numel() for p in model.parameters())``).
-
-    ``N = V d (1 or 2: tied or not) + L (W_attn + W_mlp + biases + 2 norms) + final norm``;
-    ``embeddings=False`` drops the input embedding and lm_head (Kaplan-style non-embedding).
-    """
-    s = stack_llms(llm)
-    norm = s.hidden * (1.0 + s.layernorm)  # RMSNorm: weight; LayerNorm: weight + bias
-    biases = (s.qkv_bias * (s.q_dim + 2.0 * s.kv_dim) + s.attn_out_bias * s.hidden
-              + s.mlp_bias * ((1.0 + s.gated_mlp) * s.intermediate + s.hidden))
-    body = s.layers * (_llm_layer_matmul_params(s) + biases + 2.0 * norm) + norm
-    emb = s.vocab * s.hidden * (2.0 - s.tied_embeddings)
-    return _out(body + emb if embeddings else body)
+    """LLM parameter count of a spec, stack or catalog name (:func:`count_llm_params`)."""
+    return _out(count_llm_params(as_stack(llm), embeddings=embeddings))
 
 
 def encoder_params(encoder: EncoderSpec | str, *, include_head: bool | None = None) -> float:
@@ -250,11 +235,6 @@ class InferenceCost:
     fits_memory: Number | None  # 1.0/0.0 (bool for scalars) with a GPU, else None
 
 
-def _roofline(flops: Any, bytes_: Any, peak: float, bw: float) -> Array:
-    """Ideal time of one op: ``max(FLOPs / peak FLOP/s, bytes / HBM bandwidth)``."""
-    return np.maximum(np.asarray(flops) / peak, np.asarray(bytes_) / bw)
-
-
 def inference_cost(
     llm: LLMSpec | LLMStack | str,
     *,
@@ -274,24 +254,22 @@ def inference_cost(
 
     LLM (``L`` layers, ``h`` hidden, ``q = heads*head_dim``, ``k = kv_heads*head_dim``,
     ``I`` intermediate, ``M`` = 2 or 3 MLP matrices, vocab ``W``), ``S = V + Q``,
-    ``D = max(G - 1, 0)`` decode steps:
+    ``G' = max(G - 1, 0)`` decode steps:
 
     - per token ``F_tok = 2 L (2 h q + 2 h k + M h I)``; per attended pair ``F_pair = 4 L q``;
       lm_head ``F_head = 2 h W`` per position;
     - ``prefill = S F_tok + S(S+1)/2 F_pair + F_head``;
-    - ``decode = D (F_tok + F_head) + (D S + D(D+1)/2) F_pair``;
+    - ``decode = G' (F_tok + F_head) + (G' S + G'(G'+1)/2) F_pair``;
     - ``full-attention prefill = S F_tok + S^2 F_pair + S F_head``;
-    - ``kv_cache_bytes = 2 L k bytes (S + D) batch``; ``weight_bytes = params * bytes``.
+    - ``kv_cache_bytes = 2 L k bytes (S + G') batch``; ``weight_bytes = params * bytes``.
 
-    Latency is the per-op roofline on ``gpu`` (each matmul/attention op takes
-    ``max(FLOPs/peak, bytes/bandwidth)``; weights are read once per op and step, decode
-    attention reads the KV cache) — an ideal lower bound, NaN without a GPU.
+    Latency is :func:`scaling.cost.latency.roofline_latency` on ``gpu`` (an ideal lower
+    bound), NaN without a GPU.
     """
-    s = stack_llms(llm)
+    s = as_stack(llm)
     dtype = normalise_dtype(dtype)
     kv_dtype = normalise_dtype(kv_dtype) if kv_dtype is not None else dtype
     wb, kvb = DTYPE_BYTES[dtype], DTYPE_BYTES[kv_dtype]
-    ab = wb  # activations stored at the compute dtype
     v = _nonneg(visual_tokens, "visual_tokens")
     q = _nonneg(text_tokens, "text_tokens")
     g = _nonneg(gen_tokens, "gen_tokens")
@@ -303,13 +281,13 @@ def inference_cost(
 
     # ---- LLM FLOPs
     L, h, qd, kd, W = s.layers, s.hidden, s.q_dim, s.kv_dim, s.vocab
-    f_tok = 2.0 * L * _llm_layer_matmul_params(s)
+    f_tok = 2.0 * L * layer_matmul_params(s)
     f_pair = 4.0 * L * qd
     f_head = 2.0 * h * W
-    D = np.maximum(g - 1.0, 0.0)
-    ctx_sum = D * S + D * (D + 1.0) / 2.0
+    steps = np.maximum(g - 1.0, 0.0)
+    ctx_sum = decode_context(S, steps)
     prefill = S * f_tok + S * (S + 1.0) / 2.0 * f_pair + f_head
-    decode = D * (f_tok + f_head) + ctx_sum * f_pair
+    decode = steps * (f_tok + f_head) + ctx_sum * f_pair
     prefill_full = S * f_tok + S * S * f_pair + S * f_head
     attention = (S * (S + 1.0) / 2.0 + ctx_sum) * f_pair
 
@@ -324,12 +302,12 @@ def inference_cost(
     else:
         if projector is not None:
             raise ScalingError("a projector needs an encoder: pass encoder=... as well")
-        enc_f = enc_full = proj_f = vision_p = 0.0
+        enc_f = enc_full = proj_f = proj_p = vision_p = 0.0
         proj_name = "none"
     vision = enc_f + proj_f
 
     # ---- memory
-    cached = S + D
+    cached = S + steps
     kv_bytes = 2.0 * L * kd * kvb * cached * b
     weight_bytes = (n_params + vision_p) * wb
     memory = weight_bytes + kv_bytes
@@ -337,46 +315,19 @@ def inference_cost(
     # ---- roofline latency
     if gpu is not None:
         gspec = get_gpu(gpu)
-        peak, bw = gspec.peak_flops(dtype), gspec.hbm_bytes_per_s
-
-        def lin(n: Any, k: Any, m: Any) -> Array:
-            return _roofline(2.0 * n * k * m, k * m * wb + n * (k + m) * ab, peak, bw)
-
-        def layer_linears(n: Any) -> Array:
-            mlp = s.gated_mlp * lin(n, h, s.intermediate) + lin(n, h, s.intermediate) \
-                + lin(n, s.intermediate, h)
-            return lin(n, h, qd) + 2.0 * lin(n, h, kd) + lin(n, qd, h) + mlp
-
-        n_pre = b * S
-        t_attn_pre = _roofline(b * S * (S + 1.0) / 2.0 * 4.0 * qd,
-                               n_pre * (2.0 * qd + 2.0 * kd) * ab, peak, bw)
-        t_prefill = L * (layer_linears(n_pre) + t_attn_pre) + lin(b, h, W)
-        t_step = L * layer_linears(b) + lin(b, h, W)
-        t_attn_dec = L * ctx_sum * np.maximum(4.0 * b * qd / peak, 2.0 * b * kd * kvb / bw)
-        t_decode = D * t_step + t_attn_dec
-        if encoder is not None:
-            c, m = float(e.hidden), float(e.intermediate)
-            imgs = b * n_crops
-            nt = imgs * e.tokens
-            t_layer = 4.0 * lin(nt, c, c) + lin(nt, c, m) + lin(nt, m, c) + _roofline(
-                4.0 * imgs * e.tokens**2 * c, nt * 4.0 * c * ab, peak, bw)
-            t_vision = e.layers_used * t_layer + lin(imgs * e.patches,
-                                                    e.channels * e.patch_size**2, c)
-            t_vision = t_vision + _roofline(b * proj_f, proj_p * wb + b * (
-                n_crops * e.patches * c + v * h) * ab, peak, bw)
-        else:
-            t_vision = 0.0
-        lat_pre = t_vision + t_prefill
-        lat_dec = t_decode
+        lat_pre, lat_dec = roofline_latency(
+            s, gpu=gspec, dtype=dtype, kv_dtype=kv_dtype, batch=b, prompt_tokens=S,
+            decode_steps=steps, visual_tokens=v, encoder=e if encoder is not None else None,
+            crops=n_crops, projector_flops=proj_f, projector_params=proj_p)
         fits = memory <= gspec.memory_bytes
         gpu_name: str | None = gspec.name
     else:
-        lat_pre = lat_dec = np.full(np.broadcast(S, D, b, L).shape, np.nan)
+        lat_pre = lat_dec = np.full(np.broadcast(S, steps, b, L).shape, np.nan)
         fits = None
         gpu_name = None
 
     total = b * (vision + prefill + decode)
-    shape = np.broadcast(S, D, b, L, n_crops).shape
+    shape = np.broadcast(S, steps, b, L, n_crops).shape
     distinct = tuple(dict.fromkeys(s.names))
     llm_name = distinct[0] if len(distinct) == 1 else f"{len(distinct)} LLMs"
     fits_out: Number | None

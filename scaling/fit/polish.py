@@ -1,10 +1,10 @@
 """The point fit: global exponent search by variable projection, then a gradient polish.
 
-``sse``: the projected objective ``f(alpha, beta) = min_l SSE`` (:mod:`scaling.varpro`) is
+``sse``: the projected objective ``f(alpha, beta) = min_l SSE`` (:mod:`scaling.fit.varpro`) is
 minimised over a dense grid of exponent pairs (65 x 65 by default, ``u = sqrt(exponent)``
 uniform on ``[0, sqrt(max_exponent)]``), refined by the batched stencil-Newton search, and
 then all parameters are polished together by L-BFGS-B with the analytic gradient
-(:mod:`scaling.losses`); the better of the two is kept.
+(:mod:`scaling.fit.losses`); the better of the two is kept.
 
 ``huber`` on log residuals is not linear in ``a``/``D``, so the projection uses relative
 least squares (weights ``1 / Y^2``, i.e. ``(P - Y)/Y ~ ln P - ln Y``): the grid's best
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from scaling import losses, varpro
+from scaling.fit import losses, varpro
 from scaling.law import LawForm, get_law
 
 GRID = 65

@@ -2,13 +2,13 @@
 
 ``fit_law(data, law=..., loss=..., bootstrap=K)`` runs, for one sweep table:
 
-1. the point fit (:mod:`scaling.optimize`: variable projection over a dense exponent grid,
+1. the point fit (:mod:`scaling.fit.polish`: variable projection over a dense exponent grid,
    stencil-Newton refinement, L-BFGS-B polish with analytic gradients);
 2. diagnostics: parameters at a bound, weakly identified parameters (flat profile), and
    non-convergence become ``warnings``;
-3. the seeded bootstrap (:mod:`scaling.bootstrap`): percentile CIs for every parameter and
+3. the seeded bootstrap (:mod:`scaling.fit.bootstrap`): percentile CIs for every parameter and
    derived quantity, draws kept for the planner;
-4. validation (:mod:`scaling.validate`): hold-out of the largest LLM, leave-one-size-out
+4. validation (:mod:`scaling.fit.validation`): hold-out of the largest LLM, leave-one-size-out
    CV, AIC/BIC; ``law="auto"`` picks the form with the best cross-validated error.
 
 ``fit_groups`` does this per value of ``data.group_by``; ``load_laws`` reads artifacts back.
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from scaling import artifact, losses
-from scaling.bootstrap import SCHEMES, derived_quantities, interval, run_bootstrap
-from scaling.data import SweepData
 from scaling.errors import ScalingError
+from scaling.fit import artifact, losses
+from scaling.fit.bootstrap import SCHEMES, derived_quantities, interval, run_bootstrap
+from scaling.fit.polish import GRID, MAX_EXPONENT, fit_point, param_bounds, polish
+from scaling.fit.table import SweepData
+from scaling.fit.validation import select_law, validate
 from scaling.law import LAWS, FittedLaw, get_law
-from scaling.optimize import GRID, MAX_EXPONENT, fit_point, param_bounds, polish
-from scaling.validate import select_law, validate
 
 #: Profile-likelihood threshold: chi-square(1) 95% quantile.
 CHI2_95 = 3.841

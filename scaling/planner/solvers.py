@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling.law import optimal_visual_tokens
-from scaling.pricing import Pricer
+from scaling.planner.pricing import Pricer
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``predict(llm_params, visual_tokens) -> error`` with ``llm_params`` in parameters."""

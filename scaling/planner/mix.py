@@ -9,7 +9,7 @@ task its own token count ``V_t``::
                memory/latency limits for every (N, V_t), N and V_t in their ranges.
 
 The baseline is the best *single* token count for all tasks: the ordinary optimum of the
-mixture law ``sum_t w_t Y_t(N, V)`` (:func:`scaling.optimum.numeric`). The gain is the
+mixture law ``sum_t w_t Y_t(N, V)`` (:func:`scaling.planner.solvers.numeric`). The gain is the
 baseline's expected error minus the mix's.
 
 Solver: on a 64-point log grid of ``N``, the token counts come from the Lagrangian -- each task
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.frontier import check_law, setting
-from scaling.optimum import law_predictor, llm_cap, numeric
+from scaling.planner.problem import check_law, setting
+from scaling.planner.solvers import law_predictor, llm_cap, numeric
 from scaling.units import parse_flops
 
 
@@ -101,7 +101,7 @@ def plan_mix(laws: Mapping[str, Any], mix: str | Mapping[str, float], *, flops: 
     """Per-task token counts for one LLM under an average budget (see module doc).
 
     ``laws``: task -> fitted law (e.g. ``scaling.fit.load_laws`` of a grouped artifact);
-    ``mix``: task weights; ``options``: those of :func:`scaling.frontier.setting`.
+    ``mix``: task weights; ``options``: those of :func:`scaling.planner.problem.setting`.
     """
     weights = parse_mix(mix)
     missing = [t for t in weights if t not in laws]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.optimum import Limits, Predict, llm_cap, minimize_log1d
-from scaling.pricing import Pricer
+from scaling.planner.pricing import Pricer
+from scaling.planner.solvers import Limits, Predict, llm_cap, minimize_log1d
 
 
 @dataclass(frozen=True)

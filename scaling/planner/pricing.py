@@ -29,12 +29,20 @@ KV cache and latency.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from scaling.cost import (
+    get_encoder,
+    get_gpu,
+    inference_cost,
+    llm_family,
+    llm_params,
+    nominal_params,
+    stack_llms,
+)
 from scaling.errors import ScalingError
 
 COST_MODELS = ("paper", "exact")
@@ -42,25 +50,6 @@ DEFAULT_FAMILY = "qwen1.5"
 DEFAULT_ENCODER = "clip-vit-l-14-336"
 QUANTITIES = ("flops", "flops_prefill", "flops_decode", "flops_vision", "kv_cache_bytes",
               "weight_bytes", "memory_bytes", "latency_s", "llm_params_actual")
-
-_SIZE_IN_NAME = re.compile(r"(?:^|[-_])(\d+(?:\.\d+)?)([bm])(?=$|[-_])", re.IGNORECASE)
-
-
-def nominal_params(spec: Any) -> float | None:
-    """The nominal size of a catalog model in parameters (``qwen1.5-1.8b`` -> 1.8e9).
-
-    Uses a ``nominal_params`` attribute when the spec has one, else the size in its name;
-    ``None`` when neither is there.
-    """
-    value = getattr(spec, "nominal_params", None)
-    if value:
-        return float(value)
-    hits = _SIZE_IN_NAME.findall(str(getattr(spec, "name", "")))
-    if not hits:
-        return None
-    number, unit = hits[-1]
-    return float(number) * (1e9 if unit.lower() == "b" else 1e6)
-
 
 def _log(x: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -139,10 +128,7 @@ class Family:
 
 
 def load_family(name: str, *, encoder: str | None = None, law_size: str = "nominal") -> Family:
-    """The catalog family ``name`` (``scaling.arch.llm_family``) with its default encoder."""
-    from scaling.arch import get_encoder, llm_family
-    from scaling.cost import llm_params
-
+    """The catalog family ``name`` (``scaling.cost.llm_family``) with its default encoder."""
     if law_size not in ("nominal", "actual"):
         raise ScalingError(f"law_size must be 'nominal' or 'actual', got {law_size!r}")
     members = tuple(llm_family(name))
@@ -201,9 +187,6 @@ class Pricer:
 
         One vectorised :func:`scaling.cost.inference_cost` call over a stack of the members.
         """
-        from scaling.arch import stack_llms
-        from scaling.cost import inference_cost
-
         fam = self.family
         assert fam is not None
         V = np.asarray(visual_tokens, float)
@@ -301,8 +284,6 @@ def make_pricer(*, cost: str = "paper", text_tokens: float = 0, gen_tokens: floa
     notes: list[str] = []
     gpu_spec = None
     if gpu is not None:
-        from scaling.hardware import get_gpu
-
         gpu_spec = get_gpu(gpu)
     fam = None
     if cost == "exact" or family is not None or gpu is not None or need_architecture:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.arch import EncoderSpec, get_encoder
+from scaling.cost.catalog import get_encoder
+from scaling.cost.specs import EncoderSpec
 from scaling.errors import ScalingError
 
 #: LLaVA-NeXT (LLaVA-1.6) ``image_grid_pinpoints`` for 336-px CLIP: (height, width) pairs.

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import varpro
-from scaling.data import SweepData
 from scaling.errors import ScalingError
+from scaling.fit import varpro
+from scaling.fit.polish import MAX_EXPONENT, assemble, param_bounds, polish
+from scaling.fit.table import SweepData
 from scaling.law import get_law, optimal_visual_tokens
-from scaling.optimize import MAX_EXPONENT, assemble, param_bounds, polish
 
 SCHEMES = ("case", "config", "size")
 BOOT_GRID = 9

@@ -17,10 +17,10 @@ import math
 
 import numpy as np
 
-from scaling.data import SweepData
 from scaling.errors import ScalingError
+from scaling.fit.polish import fit_point
+from scaling.fit.table import SweepData
 from scaling.law import LAWS, get_law
-from scaling.optimize import fit_point
 
 MIN_SIZES = 3
 

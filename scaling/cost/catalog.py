@@ -20,7 +20,12 @@ Every entry copies the shapes from the model's Hugging Face ``config.json`` (rep
 
 from __future__ import annotations
 
-from scaling.arch import EncoderSpec, LLMSpec
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from scaling.cost.specs import EncoderSpec, LLMSpec, LLMStack, count_llm_params, stack_llms
+from scaling.errors import ScalingError, unknown_name
 
 
 def _qwen(name: str, family: str, nominal: float, layers: int, hidden: int, heads: int,
@@ -135,3 +140,98 @@ ENCODER_ALIASES: dict[str, str] = {
     "siglip-so400m-patch14-384": "siglip-so400m-14-384",
     "siglip-so400m": "siglip-so400m-14-384",
 }
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def _normalise(name: str) -> str:
+    key = name.strip().lower()
+    key = key.rsplit("/", 1)[-1]  # "Qwen/Qwen1.5-7B" -> "qwen1.5-7b"
+    key = re.sub(r"[\s_]+", "-", key)
+    return key
+
+
+def _lookup(name: str, table: Mapping[str, Any], aliases: Mapping[str, str], what: str) -> Any:
+    if not isinstance(name, str) or not name.strip():
+        raise ScalingError(f"{what} name must be a non-empty string, got {name!r}")
+    key = _normalise(name)
+    key = aliases.get(key, key)
+    if key in table:
+        return table[key]
+    stripped = re.sub(r"-(chat|instruct|hf|v1\.[35])$", "", key)
+    stripped = aliases.get(stripped, stripped)
+    if stripped in table:
+        return table[stripped]
+    raise unknown_name(what, name, table, key=key, cutoff=0.5)
+
+
+def get_llm(name: str) -> LLMSpec:
+    """Catalog LLM by name (``"qwen1.5-7b"``; Hugging Face ids such as
+    ``"Qwen/Qwen1.5-7B-Chat"`` work too). Unknown names suggest close matches."""
+    if isinstance(name, LLMSpec):
+        return name
+    return _lookup(name, LLMS, LLM_ALIASES, "LLM")
+
+
+def get_encoder(name: str) -> EncoderSpec:
+    """Catalog vision encoder by name (``"clip-vit-l-14-336"``, ``"siglip-so400m-14-384"``)."""
+    if isinstance(name, EncoderSpec):
+        return name
+    return _lookup(name, ENCODERS, ENCODER_ALIASES, "vision encoder")
+
+
+def llm_names() -> tuple[str, ...]:
+    """All catalog LLM names."""
+    return tuple(LLMS)
+
+
+def encoder_names() -> tuple[str, ...]:
+    """All catalog encoder names."""
+    return tuple(ENCODERS)
+
+
+def llm_family(name: str) -> tuple[LLMSpec, ...]:
+    """The catalog LLMs of a family (``qwen1.5``, ``qwen2.5``, ``llama3``, ``vicuna``),
+    sorted by parameter count."""
+    key = str(name).strip().lower().replace("_", "-")
+    key = {"llama-3": "llama3", "llama3.1": "llama3", "llama3.2": "llama3", "qwen1-5": "qwen1.5",
+           "qwen2-5": "qwen2.5"}.get(key, key)
+    members = [s for s in LLMS.values() if s.family == key]
+    if not members:
+        families = sorted({s.family for s in LLMS.values()})
+        raise unknown_name("LLM family", name, families, key=key)
+    return tuple(sorted(members, key=lambda s: float(count_llm_params(stack_llms(s)))))
+
+
+def llm_specs(names: Sequence[str | LLMSpec]) -> tuple[LLMSpec, ...]:
+    """Resolve several catalog names (or specs) at once."""
+    return tuple(get_llm(n) for n in names)
+
+
+def as_stack(llms: str | LLMSpec | LLMStack | Iterable[str | LLMSpec]) -> LLMStack:
+    """:func:`~scaling.cost.specs.stack_llms` that also takes catalog names."""
+    if isinstance(llms, str):
+        return stack_llms(get_llm(llms))
+    if isinstance(llms, (LLMSpec, LLMStack)):
+        return stack_llms(llms)
+    return stack_llms([get_llm(s) if isinstance(s, str) else s for s in llms])
+
+
+_SIZE_IN_NAME = re.compile(r"(?:^|[-_])(\d+(?:\.\d+)?)([bm])(?=$|[-_])", re.IGNORECASE)
+
+
+def nominal_params(spec: Any) -> float | None:
+    """The nominal size of a catalog model in parameters (``qwen1.5-1.8b`` -> 1.8e9).
+
+    Uses a ``nominal_params`` attribute when the spec has one, else the size in its name;
+    ``None`` when neither is there.
+    """
+    value = getattr(spec, "nominal_params", None)
+    if value:
+        return float(value)
+    hits = _SIZE_IN_NAME.findall(str(getattr(spec, "name", "")))
+    if not hits:
+        return None
+    number, unit = hits[-1]
+    return float(number) * (1e9 if unit.lower() == "b" else 1e6)

@@ -1,7 +1,7 @@
 """Variable projection: exact bounded least squares for the linear parameters, batched.
 
 For fixed exponents ``(alpha, beta)`` every law is linear in its other parameters,
-``P = X(alpha, beta) @ l`` (``law.basis``), so the weighted least-squares problem
+``P = X(alpha, beta) @ l`` (``LawForm.basis``), so the weighted least-squares problem
 
     min_l  sum_i w_i (Y_i - X_i l)^2     subject to  lower <= l <= upper
 
@@ -25,25 +25,6 @@ import numpy as np
 from scaling.law import LawForm
 
 OFFSETS = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], float)  # centre = 4
-
-
-def basis(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """Design matrix ``X``, shape ``(..., n, k)``, for exponent vectors ``exps`` ``(..., E)``.
-
-    product ``[N^-alpha T^-beta, 1]``; additive ``[N^-alpha, T^-beta, 1]``;
-    loglinear ``[1, -ln N, -ln T]`` (no exponents).
-    """
-    if form.name == "loglinear":
-        return np.stack([np.ones_like(lnN), -lnN, -lnT], axis=-1)
-    alpha, beta = exps[..., 0:1], exps[..., 1:2]
-    if form.name == "product":
-        x = np.exp(-alpha * lnN - beta * lnT)
-        return np.stack([x, np.ones_like(x)], axis=-1)
-    if form.name == "additive":
-        u, v = np.exp(-alpha * lnN), np.exp(-beta * lnT)
-        u, v = np.broadcast_arrays(u, v)
-        return np.stack([u, v, np.ones_like(u)], axis=-1)
-    raise AssertionError(f"no basis for law {form.name!r}")
 
 
 def linear_bounds(form: LawForm, y_min: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
@@ -117,14 +98,14 @@ def solve_bounded(G: np.ndarray, b: np.ndarray, yy: np.ndarray, lower: np.ndarra
     return np.clip(best_l, lower, upper), best_q
 
 
-def project(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray, w: np.ndarray,
+def project(form: LawForm, lnN: np.ndarray, lnV: np.ndarray, y: np.ndarray, w: np.ndarray,
             exps: np.ndarray, y_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Optimal bounded linear parameters and weighted SSE at exponents ``exps`` ``(..., E)``.
 
     ``w`` ``(..., n)`` broadcasts against the batch; ``y_min`` is the bound for ``D``.
     The SSE is recomputed from the residuals (not the normal equations) for accuracy.
     """
-    X = basis(form, lnN, lnT, exps)
+    X = form.design(lnN, lnV, exps)
     Xw = X * w[..., None]
     G = np.swapaxes(Xw, -1, -2) @ X
     b = np.sum(Xw * y[..., None], axis=-2)
@@ -135,7 +116,7 @@ def project(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray, w: n
     return coef, np.sum(w * resid * resid, axis=-1)
 
 
-def grid_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
+def grid_search(form: LawForm, lnN: np.ndarray, lnV: np.ndarray, y: np.ndarray,
                 W: np.ndarray, y_min: np.ndarray, u_axis: np.ndarray,
                 chunk: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Best grid point per row of ``W`` ``(B, n)`` over all exponent pairs of ``u_axis``.
@@ -145,7 +126,7 @@ def grid_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
     Returns ``u`` ``(B, 2)`` and the objective ``(B,)``, plus the full objective table.
     """
     U = np.stack(np.meshgrid(u_axis, u_axis, indexing="ij"), axis=-1).reshape(-1, 2)
-    X = basis(form, lnN, lnT, U ** 2)                       # (G, n, k)
+    X = form.design(lnN, lnV, U ** 2)                       # (G, n, k)
     g, n, k = X.shape
     P = (X[..., :, None] * X[..., None, :]).transpose(1, 0, 2, 3).reshape(n, -1)
     Xt = X.transpose(1, 0, 2).reshape(n, -1)
@@ -165,7 +146,7 @@ def grid_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
     return np.concatenate(best_u), np.concatenate(best_q), np.concatenate(table)
 
 
-def local_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
+def local_search(form: LawForm, lnN: np.ndarray, lnV: np.ndarray, y: np.ndarray,
                  W: np.ndarray, y_min: np.ndarray, u0: np.ndarray, step: float, *,
                  u_max: float, tol: float = 1e-10, max_iter: int = 100,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +169,7 @@ def local_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
         ia = np.flatnonzero(active)
         hs = h[ia]
         cand = np.clip(u[ia, None, :] + hs[:, None, None] * OFFSETS, -u_max, u_max)
-        _, q = project(form, lnN, lnT, y, W[ia, None, :], cand ** 2, y_min[ia, None])
+        _, q = project(form, lnN, lnV, y, W[ia, None, :], cand ** 2, y_min[ia, None])
         g = np.stack([q[:, 7] - q[:, 1], q[:, 5] - q[:, 3]], axis=-1) / (2 * hs[:, None])
         hxx = (q[:, 7] - 2 * q[:, 4] + q[:, 1]) / hs ** 2
         hyy = (q[:, 5] - 2 * q[:, 4] + q[:, 3]) / hs ** 2
@@ -200,7 +181,7 @@ def local_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
                           axis=-1) / safe[:, None]
         delta = np.clip(np.where(pd[:, None], delta, 0.0), -8 * hs[:, None], 8 * hs[:, None])
         newton = np.clip(u[ia] + delta, -u_max, u_max)
-        _, qn = project(form, lnN, lnT, y, W[ia], newton ** 2, y_min[ia])
+        _, qn = project(form, lnN, lnV, y, W[ia], newton ** 2, y_min[ia])
         qn = np.where(pd, qn, np.inf)
         best = np.argmin(q, axis=1)
         qb = q[np.arange(ia.size), best]
@@ -216,5 +197,5 @@ def local_search(form: LawForm, lnN: np.ndarray, lnT: np.ndarray, y: np.ndarray,
         stalled = (last[ia] - now <= 1e-13 * np.abs(now)) & (h[ia] < 1e-6)
         last[ia] = now
         active[ia] = (h[ia] > tol) & ~stalled
-    coef, q = project(form, lnN, lnT, y, W, u ** 2, y_min)
+    coef, q = project(form, lnN, lnV, y, W, u ** 2, y_min)
     return u, coef, q, ~active

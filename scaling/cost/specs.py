@@ -10,8 +10,8 @@ Three frozen dataclasses carry exactly the shapes the cost model needs:
   (LLaVA ``mlp2x_gelu``, k x k average pooling, the paper's conv + local-attention
   compressor, learned queries).
 
-The built-in catalog (published ``config.json`` values) lives in :mod:`scaling.catalog`;
-look entries up with :func:`get_llm`, :func:`get_encoder`, :func:`llm_family`.
+The built-in catalog (published ``config.json`` values) and its lookups (``get_llm``,
+``get_encoder``, ``llm_family``) live in :mod:`scaling.cost.catalog`, one step up the chain.
 :func:`stack_llms` turns several LLMs into one :class:`LLMStack` of array-valued dims so
 the cost model prices many different LLMs in one vectorised call.
 """
@@ -19,8 +19,7 @@ the cost model prices many different LLMs in one vectorised call.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -257,16 +256,15 @@ def stack_llms(llms: LLMSpec | LLMStack | Iterable[LLMSpec]) -> LLMStack:
         return llms
     if isinstance(llms, LLMSpec):
         specs, scalar = [llms], True
-    elif isinstance(llms, str):
-        specs, scalar = [get_llm(llms)], True
     else:
-        specs = [get_llm(s) if isinstance(s, str) else s for s in llms]
+        specs = list(llms)
         scalar = False
         if not specs:
             raise ScalingError("no LLMs given: pass at least one LLMSpec or catalog name")
     for spec in specs:
         if not isinstance(spec, LLMSpec):
-            raise ScalingError(f"expected an LLMSpec or a catalog name, got {spec!r}")
+            raise ScalingError(f"expected an LLMSpec, got {spec!r}; look catalog names up with "
+                               "scaling.cost.catalog.get_llm")
 
     def column(attr: str, dtype: type) -> np.ndarray:
         arr = np.array([getattr(s, attr) for s in specs], dtype=dtype)
@@ -281,49 +279,6 @@ def stack_llms(llms: LLMSpec | LLMStack | Iterable[LLMSpec]) -> LLMStack:
     )
 
 
-# --------------------------------------------------------------------------- catalog lookup
-
-
-def _normalise(name: str) -> str:
-    key = name.strip().lower()
-    key = key.rsplit("/", 1)[-1]  # "Qwen/Qwen1.5-7B" -> "qwen1.5-7b"
-    key = re.sub(r"[\s_]+", "-", key)
-    return key
-
-
-def _lookup(name: str, table: Mapping[str, Any], aliases: Mapping[str, str], what: str) -> Any:
-    if not isinstance(name, str) or not name.strip():
-        raise ScalingError(f"{what} name must be a non-empty string, got {name!r}")
-    key = _normalise(name)
-    key = aliases.get(key, key)
-    if key in table:
-        return table[key]
-    stripped = re.sub(r"-(chat|instruct|hf|v1\.[35])$", "", key)
-    stripped = aliases.get(stripped, stripped)
-    if stripped in table:
-        return table[stripped]
-    raise unknown_name(what, name, table, key=key, cutoff=0.5)
-
-
-def get_llm(name: str) -> LLMSpec:
-    """Catalog LLM by name (``"qwen1.5-7b"``; Hugging Face ids such as
-    ``"Qwen/Qwen1.5-7B-Chat"`` work too). Unknown names suggest close matches."""
-    if isinstance(name, LLMSpec):
-        return name
-    from scaling.catalog import LLM_ALIASES, LLMS
-
-    return _lookup(name, LLMS, LLM_ALIASES, "LLM")
-
-
-def get_encoder(name: str) -> EncoderSpec:
-    """Catalog vision encoder by name (``"clip-vit-l-14-336"``, ``"siglip-so400m-14-384"``)."""
-    if isinstance(name, EncoderSpec):
-        return name
-    from scaling.catalog import ENCODER_ALIASES, ENCODERS
-
-    return _lookup(name, ENCODERS, ENCODER_ALIASES, "vision encoder")
-
-
 def get_projector(kind: str | ProjectorSpec) -> ProjectorSpec:
     """A :class:`ProjectorSpec` from its kind name (``"mlp2x_gelu"``, ``"conv_attn"``, ...)."""
     if isinstance(kind, ProjectorSpec):
@@ -332,36 +287,6 @@ def get_projector(kind: str | ProjectorSpec) -> ProjectorSpec:
     if key not in PROJECTOR_KINDS:
         raise unknown_name("projector", kind, PROJECTOR_KINDS, key=key)
     return ProjectorSpec(kind=key)
-
-
-def llm_names() -> tuple[str, ...]:
-    """All catalog LLM names."""
-    from scaling.catalog import LLMS
-
-    return tuple(LLMS)
-
-
-def encoder_names() -> tuple[str, ...]:
-    """All catalog encoder names."""
-    from scaling.catalog import ENCODERS
-
-    return tuple(ENCODERS)
-
-
-def llm_family(name: str) -> tuple[LLMSpec, ...]:
-    """The catalog LLMs of a family (``qwen1.5``, ``qwen2.5``, ``llama3``, ``vicuna``),
-    sorted by parameter count."""
-    from scaling.catalog import LLMS
-    from scaling.cost import llm_params
-
-    key = str(name).strip().lower().replace("_", "-")
-    key = {"llama-3": "llama3", "llama3.1": "llama3", "llama3.2": "llama3", "qwen1-5": "qwen1.5",
-           "qwen2-5": "qwen2.5"}.get(key, key)
-    members = [s for s in LLMS.values() if s.family == key]
-    if not members:
-        families = sorted({s.family for s in LLMS.values()})
-        raise unknown_name("LLM family", name, families, key=key)
-    return tuple(sorted(members, key=llm_params))
 
 
 # --------------------------------------------------------------------------- config.json
@@ -484,6 +409,25 @@ def from_hf_config(path: str | Path | Mapping[str, Any]) -> LLMSpec | EncoderSpe
         raise ScalingError(f"{where}: malformed config ({exc})") from None
 
 
-def llm_specs(names: Sequence[str | LLMSpec]) -> tuple[LLMSpec, ...]:
-    """Resolve several catalog names (or specs) at once."""
-    return tuple(get_llm(n) for n in names)
+# --------------------------------------------------------------------------- parameters
+
+
+def layer_matmul_params(s: LLMStack) -> np.ndarray:
+    """Weights of one decoder layer's matrices: Wq, Wk, Wv, Wo and 2 or 3 MLP matrices."""
+    mlp_mats = 2.0 + s.gated_mlp
+    return (2.0 * s.hidden * s.q_dim + 2.0 * s.hidden * s.kv_dim
+            + mlp_mats * s.hidden * s.intermediate)
+
+
+def count_llm_params(s: LLMStack, *, embeddings: bool = True) -> np.ndarray:
+    """LLM parameter count (equals ``sum(p.numel() for p in model.parameters())``).
+
+    ``N = V d (1 or 2: tied or not) + L (W_attn + W_mlp + biases + 2 norms) + final norm``;
+    ``embeddings=False`` drops the input embedding and lm_head (Kaplan-style non-embedding).
+    """
+    norm = s.hidden * (1.0 + s.layernorm)  # RMSNorm: weight; LayerNorm: weight + bias
+    biases = (s.qkv_bias * (s.q_dim + 2.0 * s.kv_dim) + s.attn_out_bias * s.hidden
+              + s.mlp_bias * ((1.0 + s.gated_mlp) * s.intermediate + s.hidden))
+    body = s.layers * (layer_matmul_params(s) + biases + 2.0 * norm) + norm
+    emb = s.vocab * s.hidden * (2.0 - s.tied_embeddings)
+    return np.asarray(body + emb if embeddings else body, float)
