@@ -2,7 +2,8 @@
 
 Each round records the points chosen (with score and why), which of them succeeded, the
 runs and cost spent so far, the fit and the answer with its CI. The loop stops when the
-answer's relative CI width is at most ``target``, when ``max_runs`` runs are spent (failed
+answer's relative CI width is at most ``target`` in two rounds in a row (with the same menu
+choice), when ``max_runs`` runs are spent (failed
 runs count: they cost a run) or when the grid is exhausted. A failed run (after the sweep's
 ``retries``) is never chosen again and never blocks the design: when the measured points cannot
 fit the law yet, the round fills the design space instead of ranking.
@@ -158,14 +159,25 @@ def stop_reason(design: Design, rounds: list[Round]) -> str | None:
     if not rounds:
         return None
     last = rounds[-1]
-    if last.answer is not None and last.answer.rel_width <= design.spec.target:
+    if _settled(design, rounds[-2:]):
         return (f"target reached: the answer's relative CI width {last.answer.rel_width:.3g} "
-                f"<= {design.spec.target:g}")
+                f"<= {design.spec.target:g} in two rounds in a row, same menu choice")
     if last.runs_used >= design.max_runs:
         return f"max_runs reached ({last.runs_used} runs)"
     if len({p.index for r in rounds for p in r.picks}) >= design.cost.size:
         return "every grid point is measured"
     return None
+
+
+def _settled(design: Design, pair: list[Round]) -> bool:
+    """Two rounds in a row below the target with the same menu choice: one round alone can be
+    over-confident (a handful of points, bootstrap draws piled at a range boundary)."""
+    answers = [r.answer for r in pair]
+    if len(answers) < 2 or any(a is None for a in answers):
+        return False
+    (a, b) = answers
+    return (max(a.rel_width, b.rel_width) <= design.spec.target
+            and a.matches(b, tolerance=float("inf")))
 
 
 def drive(design: Design, rounds: list[Round], *, run: Callable[[list[int]], None],

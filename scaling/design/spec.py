@@ -13,6 +13,7 @@ adaptive loop works on::
       batch: 2                     # points chosen per round
       max_runs: 14                 # runs the design may spend (failed ones count)
       target: 0.1                  # stop when the answer's relative CI width is below this
+                                   # (two rounds in a row)
       run_cost: llm_params * (visual_tokens + text_tokens)   # relative cost of one run
 
 The question's menu is the grid (its LLM sizes x its token counts) unless ``sizes`` /
