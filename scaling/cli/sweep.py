@@ -174,12 +174,13 @@ def suggest_command(
     console.print(f"{result.measured} runs measured; "
                   + ("space-filling points (too few runs to fit the law yet):"
                      if result.kind != "criterion" else "next points, best first:"),
-                  markup=False)
+                  markup=False, soft_wrap=True)
     if result.answer is not None:
-        console.print(f"current answer: {_answer_line(result.answer)}", markup=False)
+        console.print(f"current answer: {_answer_line(result.answer)}", markup=False,
+                      soft_wrap=True)
     for p in result.points:
         console.print(f"  {p['label']}  score {p['score']:.3g}  run_id {p['run_id']}: "
-                      f"{p['why']}", markup=False, highlight=False)
+                      f"{p['why']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str | None,
@@ -194,26 +195,28 @@ def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str 
         share = r.cost_used / float(design.cost.sum())
         answer = "law not fitted yet" if r.answer is None else _answer_line(r.answer.to_dict())
         err_console.print(f"round {r.index} ({r.kind}): {points}{failed}; {r.runs_used} runs, "
-                          f"{100 * share:.0f}% of the grid's cost; {answer}", markup=False)
+                          f"{100 * share:.0f}% of the grid's cost; {answer}", markup=False,
+                          soft_wrap=True)
 
     try:
         report = run_adaptive(sweep, output=output, executor=executor, address=address,
                               workers=workers, on_round=on_round, source=source)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished runs and rounds are saved; rerun the same "
-                          "command to resume", markup=False)
+                          "command to resume", markup=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
     if json_out:
         print_json(report)
         return
     if report.resumed_at is not None:
-        console.print(f"resumed at round {report.resumed_at}", markup=False)
+        console.print(f"resumed at round {report.resumed_at}", markup=False, soft_wrap=True)
     console.print(f"{report.name}: stopped after {report.rounds} rounds, {report.runs_used} of "
                   f"{report.grid_runs} runs ({100 * report.cost_fraction:.0f}% of the grid's "
-                  f"cost): {report.stopped}", markup=False)
+                  f"cost): {report.stopped}", markup=False, soft_wrap=True)
     if report.answer is not None:
-        console.print(f"answer: {_answer_line(report.answer)}", markup=False)
-    console.print(f"table: {report.output}; design log: {report.log}", markup=False)
+        console.print(f"answer: {_answer_line(report.answer)}", markup=False, soft_wrap=True)
+    console.print(f"table: {report.output}; design log: {report.log}", markup=False,
+                  soft_wrap=True)
 
 
 def _answer_line(a: dict[str, Any]) -> str:
@@ -235,6 +238,7 @@ def _print_design_status(design: dict[str, Any]) -> None:
     console.print(f"design: {design['rounds']} rounds, {design['runs_used']} runs "
                   f"({100 * design['cost_fraction']:.0f}% of the grid's cost)"
                   + (f", stopped: {design['stopped']}" if design["stopped"] else ""),
-                  markup=False)
+                  markup=False, soft_wrap=True)
     if design["answer"] is not None:
-        console.print(f"current answer: {_answer_line(design['answer'])}", markup=False)
+        console.print(f"current answer: {_answer_line(design['answer'])}", markup=False,
+                      soft_wrap=True)

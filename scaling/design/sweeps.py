@@ -97,16 +97,10 @@ def error_like(metric: str, value: float, where: str) -> float:
 def execute(sweep: SweepSpec, design: Design, indices: list[int], output: Path, *,
             executor: str | None = None, address: str | None = None,
             workers: int | None = None) -> None:
-    """Run grid points ``indices`` with the sweep runner, then rewrite the whole table."""
-    blocks: dict[str, list[int]] = {}
-    for i in indices:
-        axes = {k: v for k, v in design.runs[i].axes.items() if k != "visual_tokens"}
-        blocks.setdefault(repr(sorted(axes.items())), []).append(i)
-    for members in blocks.values():
-        run = design.runs[members[0]]
-        axes: dict[str, Any] = {"llm": [run.llm],
-                                "visual_tokens": [design.runs[i].axes["visual_tokens"]
-                                                  for i in members]}
+    """Run grid points ``indices`` with the sweep runner (one call per block of points that
+    is a cross product, see :func:`blocks`), then rewrite the whole table."""
+    for llms, tokens, run in blocks([design.runs[i] for i in indices]):
+        axes: dict[str, Any] = {"llm": llms, "visual_tokens": tokens}
         for name in sweep.axes.names():
             if name in ("compressor", "task", "seed"):
                 axes[name] = [run.axes[name]]
@@ -117,6 +111,36 @@ def execute(sweep: SweepSpec, design: Design, indices: list[int], output: Path, 
     records = store.load()
     store.write_table([records[r.run_id] for r in design.runs if r.run_id in records],
                       axes=sweep.axes.names())
+
+
+def blocks(runs: list[Any]) -> list[tuple[list[Any], list[int], Any]]:
+    """Cover ``runs`` exactly by cross products ``llms x tokens`` (other axes fixed), as few as
+    this finds: LLMs that need the same token counts share a block, or token counts that need
+    the same LLMs do, whichever gives fewer blocks."""
+    out = []
+    by_rest: dict[str, list[Any]] = {}
+    for run in runs:
+        rest = {k: v for k, v in run.axes.items() if k not in ("llm", "visual_tokens")}
+        by_rest.setdefault(repr(sorted(rest.items())), []).append(run)
+    for group in by_rest.values():
+        entries = {r.llm.name: r.llm for r in group}
+        tokens: dict[str, set[int]] = {}
+        llms: dict[int, set[str]] = {}
+        for r in group:
+            tokens.setdefault(r.llm.name, set()).add(r.axes["visual_tokens"])
+            llms.setdefault(r.axes["visual_tokens"], set()).add(r.llm.name)
+        per_llm: dict[frozenset, list[str]] = {}
+        for name, vs in tokens.items():
+            per_llm.setdefault(frozenset(vs), []).append(name)
+        per_token: dict[frozenset, list[int]] = {}
+        for v, names in llms.items():
+            per_token.setdefault(frozenset(names), []).append(v)
+        if len(per_llm) <= len(per_token):
+            pairs = [(names, sorted(vs)) for vs, names in per_llm.items()]
+        else:
+            pairs = [(sorted(names), vs) for names, vs in per_token.items()]
+        out += [([entries[n] for n in names], list(vs), group[0]) for names, vs in pairs]
+    return out
 
 
 def run_adaptive(sweep: SweepSpec, *, output: str | Path | None = None,
