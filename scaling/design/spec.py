@@ -182,7 +182,8 @@ def design_of(sweep: SweepSpec, *, source: str = "spec") -> Design:
     sizes = np.array([c["llm_params"] for c in columns], float)
     tokens = np.array([c["visual_tokens"] for c in columns], float)
     cost = run_costs(spec.run_cost, columns, [r.axes for r in runs])
-    labels = tuple(_label(r) for r in runs)
+    varying = {k for k in runs[0].axes if len({repr(r.axes[k]) for r in runs}) > 1}
+    labels = tuple(_label(r, varying) for r in runs)
     q = spec.question.text_tokens
     return check(Design(spec, sizes, tokens, cost, labels, float(spec.question.flops),
                         float(sweep.text_tokens if q is None else q), *_menu(spec, sizes, tokens),
@@ -298,8 +299,10 @@ def _size(n: float) -> str:
     return format_params(n)
 
 
-def _label(run: Run) -> str:
-    rest = [f"{k}={v}" for k, v in run.axes.items() if k not in ("llm", "visual_tokens")]
+def _label(run: Run, varying: set[str]) -> str:
+    """``toy-l x 16``, plus the other axes that vary in the grid (``seed=1``)."""
+    rest = [f"{k}={v}" for k, v in run.axes.items()
+            if k in varying and k not in ("llm", "visual_tokens")]
     return " ".join([f"{run.axes['llm']} x {run.axes['visual_tokens']}", *rest])
 
 
