@@ -168,8 +168,7 @@ def suggest_command(
 
     result = suggest(load_spec(spec), output=output, k=k, source=str(spec))
     if json_out:
-        print_json([{k_: v for k_, v in p.items() if k_ not in ("label",)}
-                    for p in result.points])
+        print_json(result.points)
         return
     console.print(f"{result.measured} runs measured; "
                   + ("space-filling points (too few runs to fit the law yet):"

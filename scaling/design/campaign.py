@@ -23,7 +23,7 @@ runs costing at most the median run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,6 @@ class Outcome:
 
     rounds: tuple[Round, ...]
     stopped: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def answer(self) -> Answer | None:
@@ -151,7 +150,8 @@ def choose(design: Design, fit: Any, rounds: list[Round], n: int | None = None
     if fit is None or fit.draws is None or len(fit.draws) < MIN_DRAWS:
         return "fill", space_filling(design, n, taken)
     free = np.setdiff1d(np.arange(design.cost.size), sorted(taken))
-    return "criterion", rank(design, fit, free, n)
+    picks = rank(design, fit, free, n)
+    return ("criterion", picks) if picks else ("fill", space_filling(design, n, taken))
 
 
 def stop_reason(design: Design, rounds: list[Round]) -> str | None:

@@ -2,7 +2,8 @@
 
 The criterion. Let ``theta_b`` (b = 1..K) be the bootstrap draws of the current fit, ``g_b``
 the answer under each draw (:mod:`scaling.design.answer`): ``log V*``, ``log N*``, the
-optimum's predicted error and the indicator that the draw picks the current menu choice;
+optimum's predicted error and the indicator that the draw picks the draws' most frequent menu
+entry;
 ``f_b(x)`` the law's prediction at an unmeasured grid point ``x``. Treating the draws as the
 current uncertainty and a measurement as ``y(x) = f(x) + e``, ``e ~ N(0, sigma^2)``, the
 linear-Gaussian update (the ensemble Kalman update; Evensen 2003) removes from each answer
@@ -74,6 +75,8 @@ def rank(design: Design, fit, candidates: np.ndarray, k: int) -> list[Pick]:
                                          design.visual_tokens[candidates]), float)
     ok = np.all(np.isfinite(F), axis=1) & np.all(np.isfinite(G), axis=1)
     G, F = G[ok], F[ok]
+    if G.shape[0] < 3:
+        return []  # no usable spread: the caller fills the design space instead
     m = G.shape[1]
     S = np.cov(np.concatenate([G, F], axis=1), rowvar=False)
     var0 = np.diag(S)[:m].copy()
