@@ -111,6 +111,18 @@ def _loglinear_jacobian(N, V, theta):
 
 
 INF = float("inf")
+DEFAULT_CI_LEVEL = 0.9
+
+
+def interval(values, level: float) -> tuple[float, float]:
+    """Percentile interval of ``values`` at ``level`` (order statistics, so safe with inf;
+    NaNs, e.g. draws where a quantity is undefined, are left out)."""
+    values = np.asarray(values, float).reshape(-1)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return float(lo), float(hi)
 
 
 def optimal_visual_tokens(alpha, beta, text_tokens):

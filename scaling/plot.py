@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.files import atomic_write
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 from scaling.units import format_params, format_quantity
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -50,7 +52,6 @@ FRONTIER_COLOR = "#000000"
 
 #: Sizes drawn without data (the paper's Qwen1.5 sizes, in parameters) and token range.
 DEFAULT_SIZES = (0.5e9, 1.8e9, 4e9, 7e9, 14e9)
-DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 #: Options of :func:`scaling.planner.problem.setting` that the figures pass on to the planner.
 PLAN_OPTIONS = ("gen_tokens", "family", "encoder", "gpu", "batch", "dtype", "max_memory_gb",
                 "max_latency_ms", "llm_range", "token_range", "law_size", "method")
@@ -273,6 +274,10 @@ def _new_figure(nrows: int, ncols: int, *, width: float | None, height: float | 
     return fig, axes
 
 
+MIN_DPI, MAX_DPI = 10, 1200
+MAX_PIXELS = 200e6  # a figure larger than this is a mistake (and gigabytes of memory)
+
+
 def check_output(path: str | Path) -> str:
     """The format of ``path`` (png, svg or pdf); raises a :class:`ScalingError` otherwise."""
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -291,10 +296,16 @@ def save_figure(figure: Any, path: str | Path, *, dpi: float = 150) -> str:
     so identical inputs give identical bytes.
     """
     fmt = check_output(path)
-    if not (dpi and dpi > 0):
-        raise ScalingError(f"--dpi must be positive, got {dpi}")
+    if not (dpi and MIN_DPI <= dpi <= MAX_DPI):
+        raise ScalingError(f"--dpi must be between {MIN_DPI} and {MAX_DPI}, got {dpi}")
+    pixels = dpi * dpi * figure.get_figwidth() * figure.get_figheight()
+    if pixels > MAX_PIXELS:
+        raise ScalingError(f"a {figure.get_figwidth():g}x{figure.get_figheight():g} in figure at "
+                           f"{dpi:g} dpi would be {pixels / 1e6:.0f} megapixels (at most "
+                           f"{MAX_PIXELS / 1e6:.0f}); lower --dpi or the size")
     with _style():
-        figure.savefig(path, format=fmt, dpi=dpi, metadata=METADATA[fmt])
+        atomic_write(path, lambda fh: figure.savefig(fh, format=fmt, dpi=dpi,
+                                                     metadata=METADATA[fmt]))
     return str(path)
 
 

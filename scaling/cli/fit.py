@@ -87,9 +87,8 @@ def _report(r: Any, *, title: str) -> None:
     from scaling.law import get_law
 
     form = get_law(r.law)
-    head = f"[bold]{title + ': ' if title else ''}{form.formula}[/bold]  (law {r.law}, " \
-           f"fitted on {r.metric}, {r.n_points} points, loss {r.loss})"
-    console.print(head)
+    console.print(f"{title + ': ' if title else ''}{form.formula}", style="bold", end="")
+    console.print(f"  (law {r.law}, fitted on {r.metric}, {r.n_points} points, loss {r.loss})")
     level = f"{100 * r.ci_level:.0f}% CI" if r.ci_level else "CI (use --bootstrap K)"
     params = Table("parameter", "value", level, box=None, pad_edge=False)
     for p in form.params:
@@ -130,7 +129,7 @@ def _report(r: Any, *, title: str) -> None:
         cands = ", ".join(f"{k} {_num(c['cv_rmse'])}" for k, c in v["auto"]["candidates"].items())
         console.print(f"--law auto chose {v['auto']['chosen']} (CV RMSE: {cands})")
     for w in r.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"warning: {w}", style="yellow")
     console.print()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, guarded, print_json
+from scaling.cli._common import choose_law, console, guarded, print_json
 from scaling.errors import ScalingError
 
 
@@ -23,22 +22,15 @@ def _load_law(path: Path | None, group: str | None, *, mix: bool) -> Any:
             raise ScalingError("--mix needs per-task laws: --law FILE.law.json from "
                                "`scaling fit ... --group-by task`")
         return None
-    from scaling.fit.fitter import load_laws
+    from scaling.fit import load_laws
 
-    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
-        law, label=path.name if name == "all" else f"{path.name} [{name}]")
-        for name, law in load_laws(path).items()}
+    laws = load_laws(path)
     if mix:
         return laws
-    if group is not None:
-        if group not in laws:
-            raise ScalingError(f"group {group!r} is not in {path}; it has "
-                               f"{', '.join(laws)}")
-        return laws[group]
-    if len(laws) == 1:
-        return next(iter(laws.values()))
-    raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
-                       "--group NAME, or plan a traffic mix with --mix name=weight,...")
+    if group is None and len(laws) > 1:
+        raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one "
+                           "with --group NAME, or plan a traffic mix with --mix name=weight,...")
+    return choose_law(laws, group, path)
 
 
 def _num(x: float | None, fmt: str = ".3g") -> str:
@@ -65,10 +57,10 @@ def _config_line(c: Any) -> str:
     return f"{size} with {c.visual_tokens:.3g} visual token{plural}"
 
 
-def _accuracy_line(c: Any) -> str:
+def _accuracy_line(c: Any, level: float) -> str:
     ci = ""
     if c.error_ci:
-        ci = f", 95% CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
+        ci = f", {level:.0%} CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
     return f"{c.predicted_accuracy:.1%} predicted (error {c.predicted_error:.4f}{ci})"
 
 
@@ -88,12 +80,13 @@ def _cost_line(c: Any, gpu: str | None) -> str:
     return "; ".join(parts)
 
 
-def _print_plan(p: Any) -> None:
+def _print_plan(p: Any, *, q_default: bool = False) -> None:
     from rich.table import Table
 
+    q_note = " (the default: the paper's running example)" if q_default else ""
     head = f"{_si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
         f"target accuracy {p.target_accuracy:.1%}: the cheapest configuration reaching it")
-    console.print(f"[bold]Plan[/bold] for {head}; Q = {p.text_tokens:g} text tokens, "
+    console.print(f"Plan for {head}; Q = {p.text_tokens:g} text tokens{q_note}, "
                   f"G = {p.gen_tokens:g} generated", highlight=False)
     console.print(f"cost model  {p.cost_label}", highlight=False, markup=False)
     params = ", ".join(f"{k}={v:.4g}" for k, v in p.law.params.items())
@@ -106,7 +99,7 @@ def _print_plan(p: Any) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("Use", f"{_config_line(answer)}  [{where}]")
-    grid.add_row("Accuracy", _accuracy_line(answer))
+    grid.add_row("Accuracy", _accuracy_line(answer, p.ci_level))
     grid.add_row("Cost", _cost_line(answer, p.gpu))
     if answer.p_optimal is not None:
         grid.add_row("Robustness", f"optimal in {answer.p_optimal:.0%} of bootstrap draws")
@@ -116,7 +109,7 @@ def _print_plan(p: Any) -> None:
     if p.discrete is not None:
         o = p.optimum
         console.print(f"\nContinuous optimum ({p.method}): {_config_line(o)}: "
-                      f"{_accuracy_line(o)}, {_si(o.flops, 'FLOPs')}", highlight=False,
+                      f"{_accuracy_line(o, p.ci_level)}, {_si(o.flops, 'FLOPs')}", highlight=False,
                       markup=False)
     u = p.uncertainty and p.uncertainty.get("optimum_across_draws")
     if u:
@@ -146,7 +139,7 @@ def _print_plan(p: Any) -> None:
         console.print()
         console.print(t)
     for w in p.warnings:
-        console.print(f"[yellow]note:[/yellow] {w}", highlight=False)
+        console.print(f"note: {w}", style="yellow")
 
 
 def _print_mix(m: Any) -> None:
@@ -154,7 +147,7 @@ def _print_mix(m: Any) -> None:
 
     from scaling.units import format_params
 
-    console.print(f"[bold]Task mix[/bold] at {_si(m.budget_flops, 'FLOPs')} per request on "
+    console.print(f"Task mix at {_si(m.budget_flops, 'FLOPs')} per request on "
                   f"average ({m.cost_model} cost): one {format_params(m.llm_params)}-parameter "
                   "LLM, tokens per task", highlight=False)
     t = Table()
@@ -173,6 +166,9 @@ def _print_mix(m: Any) -> None:
                   f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
 
 
+#: Text tokens per prompt when --text-tokens is not given: the paper's running example (Q = 50).
+DEFAULT_TEXT_TOKENS = 50.0
+
 LAW_OPT = typer.Option(None, "--law", help="Fitted law (FILE.law.json); default: the paper's "
                        "published visual-reasoning law.")
 
@@ -183,7 +179,9 @@ def plan_command(
     flops: str = typer.Option(None, "--flops", help="Budget per request: 1e13, 2T, 500G, 2TFLOP."),
     law: Path = LAW_OPT,
     group: str = typer.Option(None, "--group", help="Which law of a grouped artifact."),
-    text_tokens: float = typer.Option(0, "--text-tokens", "-q", help="Text tokens per prompt."),
+    text_tokens: float = typer.Option(None, "--text-tokens", "-q", help="Text tokens per "
+                                      f"prompt (default {DEFAULT_TEXT_TOKENS:g}, the paper's "
+                                      "running example)."),
     gen_tokens: float = typer.Option(0, "--gen-tokens", help="Generated tokens per request."),
     sizes: str = typer.Option(None, "--sizes", help="Menu of LLM sizes: 0.5B,1.8B,4B,7B."),
     family: str = typer.Option(None, "--family", help="Model family from the catalog "
@@ -215,6 +213,8 @@ def plan_command(
 
     if flops is not None:
         flops = parse_flops(flops)
+    q_default = text_tokens is None
+    text_tokens = DEFAULT_TEXT_TOKENS if q_default else text_tokens
     if cost not in ("paper", "exact"):
         raise ScalingError(f"--cost must be paper or exact, got {cost!r}")
     if sizes is not None and family is not None and cost != "exact":
@@ -244,8 +244,8 @@ def plan_command(
     from scaling.planner.answer import plan
 
     p = plan(fitted, flops=flops, sizes=sizes, tokens=tokens, target_accuracy=target_accuracy,
-             top=top, **options)
+             top=top, catalog_menu=True, **options)
     if as_json:
         print_json(p.to_dict())
     else:
-        _print_plan(p)
+        _print_plan(p, q_default=q_default)

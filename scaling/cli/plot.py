@@ -5,14 +5,13 @@ Matplotlib is imported by :mod:`scaling.plot` only when a figure is drawn, never
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, err_console, guarded, print_json
+from scaling.cli._common import choose_law, console, err_console, guarded, print_json
 from scaling.errors import ScalingError
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -46,15 +45,11 @@ def _load(path: Path | None, group: str | None) -> tuple[Any, str]:
         from scaling.law import PAPER_LAW
 
         return PAPER_LAW, PAPER_LAW.label
-    from scaling.fit.fitter import load_laws
+    from scaling.fit import load_laws
 
-    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
-        law, label=path.name if name == "all" else f"{path.name} [{name}]")
-        for name, law in load_laws(path).items()}
+    laws = load_laws(path)
     if group is not None:
-        if group not in laws:
-            raise ScalingError(f"group {group!r} is not in {path}; it has {', '.join(laws)}")
-        return {group: laws[group]}, f"{path.name} [{group}]"
+        return {group: choose_law(laws, group, path)}, f"{path.name} [{group}]"
     return laws, str(path.name)
 
 
@@ -109,7 +104,7 @@ def plot_command(
 ) -> None:
     """Draw the error/FLOPs frontier, iso-FLOP curves, an (N, V) heatmap or fit diagnostics."""
     from scaling import plot as plots
-    from scaling.units import parse_flops, parse_params
+    from scaling.units import parse_flops, parse_params, parse_range
 
     if kind not in KINDS:
         raise ScalingError(f"unknown plot {kind!r}; choose one of {', '.join(KINDS)}")
@@ -129,9 +124,11 @@ def plot_command(
     plan_options = {k: v for k, v in plan_options.items() if v}
     drawn_tokens = None
     if token_range is not None:
-        from scaling.planner.problem import setting
+        from scaling.planner.problem import tokens_value
+        from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 
-        drawn_tokens = setting(None, token_range=token_range).limits.token_range
+        drawn_tokens = parse_range(token_range, DEFAULT_TOKEN_RANGE, what="--token-range",
+                                   parse=tokens_value)
     if holdout is not None and holdout.strip().lower() == "none":
         held: list[float] | None = []
     else:

@@ -19,6 +19,7 @@ the cost model prices many different LLMs in one vectorised call.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError, unknown_name
+from scaling.files import check_input_file
 
 
 def _require_positive(owner: str, **values: int) -> None:
@@ -303,22 +305,38 @@ def _need(cfg: Mapping[str, Any], key: str, where: str, *alts: str) -> Any:
     raise ScalingError(f"{where}: config has no {key!r}; is this a transformer config.json?")
 
 
+def _count(cfg: Mapping[str, Any], key: str, where: str, *alts: str,
+           default: Any = None) -> int:
+    """A positive whole number from the config (``2.0`` is fine; ``2.5``, ``true``, ``inf``,
+    ``0`` and strings are refused, naming the key)."""
+    value = _need(cfg, key, where, *alts) if default is None else (
+        cfg.get(key) if cfg.get(key) is not None else default)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and value == int(value) and value >= 1)
+    if not ok:
+        raise ScalingError(f"{where}: {key} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
 def _llm_from_dict(cfg: Mapping[str, Any], where: str, name: str) -> LLMSpec:
     model_type = str(cfg.get("model_type", ""))
-    hidden = int(_need(cfg, "hidden_size", where, "n_embd", "d_model"))
-    heads = int(_need(cfg, "num_attention_heads", where, "n_head"))
-    kv_heads = int(cfg.get("num_key_value_heads") or heads)
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
+    hidden = _count(cfg, "hidden_size", where, "n_embd", "d_model")
+    heads = _count(cfg, "num_attention_heads", where, "n_head")
+    kv_heads = _count(cfg, "num_key_value_heads", where, default=heads)
+    if cfg.get("head_dim") is None and hidden % heads:
+        raise ScalingError(f"{where}: hidden_size {hidden} is not divisible by "
+                           f"num_attention_heads {heads} and no head_dim is given")
+    head_dim = _count(cfg, "head_dim", where, default=hidden // heads)
     gated = model_type not in _UNGATED
     return LLMSpec(
         name=name,
-        layers=int(_need(cfg, "num_hidden_layers", where, "n_layer")),
+        layers=_count(cfg, "num_hidden_layers", where, "n_layer"),
         hidden=hidden,
         heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
-        intermediate=int(_need(cfg, "intermediate_size", where, "n_inner", "ffn_dim")),
-        vocab=int(_need(cfg, "vocab_size", where)),
+        intermediate=_count(cfg, "intermediate_size", where, "n_inner", "ffn_dim"),
+        vocab=_count(cfg, "vocab_size", where),
         gated_mlp=gated,
         tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=bool(cfg.get("attention_bias", _LLM_DEFAULT_BIAS.get(model_type, False))),
@@ -335,26 +353,31 @@ def _encoder_from_dict(cfg: Mapping[str, Any], where: str, name: str,
     siglip = "siglip" in model_type
     return EncoderSpec(
         name=name,
-        image_size=int(_need(cfg, "image_size", where)),
-        patch_size=int(_need(cfg, "patch_size", where)),
-        layers=int(_need(cfg, "num_hidden_layers", where)),
-        hidden=int(_need(cfg, "hidden_size", where)),
-        heads=int(_need(cfg, "num_attention_heads", where)),
-        intermediate=int(_need(cfg, "intermediate_size", where)),
+        image_size=_count(cfg, "image_size", where),
+        patch_size=_count(cfg, "patch_size", where),
+        layers=_count(cfg, "num_hidden_layers", where),
+        hidden=_count(cfg, "hidden_size", where),
+        heads=_count(cfg, "num_attention_heads", where),
+        intermediate=_count(cfg, "intermediate_size", where),
         cls_token=not siglip,
         pooling_head=siglip and bool(cfg.get("vision_use_head", True)),
         patch_bias=siglip,
         pre_norm=not siglip,
-        channels=int(cfg.get("num_channels", 3)),
+        channels=_count(cfg, "num_channels", where, default=3),
         feature_layer=feature_layer,
         source=where,
     )
 
 
-# Defaults of transformers' vision configs, used when a VLM config.json omits them.
+# Defaults used when a config.json omits them. A CLIP/SigLIP config's vision_config: those of
+# transformers' CLIPVisionConfig (ViT-B/32-224). A LLaVA config without vision_config: what
+# transformers' LlavaConfig builds (CLIP ViT-L/14-336, checked against transformers 5.x).
 _CLIP_VISION_DEFAULTS = {"model_type": "clip_vision_model", "hidden_size": 768,
                          "intermediate_size": 3072, "num_hidden_layers": 12,
                          "num_attention_heads": 12, "image_size": 224, "patch_size": 32}
+_LLAVA_VISION_DEFAULTS = {"model_type": "clip_vision_model", "hidden_size": 1024,
+                          "intermediate_size": 4096, "num_hidden_layers": 24,
+                          "num_attention_heads": 16, "image_size": 336, "patch_size": 14}
 _LLAMA_DEFAULTS = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
                    "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}
 
@@ -374,10 +397,13 @@ def from_hf_config(path: str | Path | Mapping[str, Any]) -> LLMSpec | EncoderSpe
         if p.is_dir():
             p = p / "config.json"
         where = str(p)
-        if not p.is_file():
+        if not p.exists():
             raise ScalingError(f"{where}: no such file; pass a config.json or its folder")
+        check_input_file(p, what="config")
         try:
             cfg = json.loads(p.read_text())
+        except RecursionError:
+            raise ScalingError(f"{where}: nested too deeply to be a config.json") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ScalingError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(cfg, dict):
@@ -393,7 +419,7 @@ def from_hf_config(path: str | Path | Mapping[str, Any]) -> LLMSpec | EncoderSpe
             return _encoder_from_dict(cfg, where, name)
         if model_type in _VLM_TYPES or ("text_config" in cfg and "vision_config" in cfg):
             text = {**_LLAMA_DEFAULTS, **(cfg.get("text_config") or {})}
-            vision = {**_CLIP_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
+            vision = {**_LLAVA_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
             layer = cfg.get("vision_feature_layer", -2)
             if isinstance(layer, list):
                 raise ScalingError(f"{where}: multi-layer vision features {layer} are not "

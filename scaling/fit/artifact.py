@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from scaling.errors import ScalingError
+from scaling.files import check_input_file, write_json
 from scaling.law import LAWS
 
 SCHEMA = "scaling.law/1"
@@ -81,19 +82,16 @@ def write(path: str | Path, payload: dict) -> Path:
     """Validate ``payload`` (a single or grouped artifact dict) and write it as JSON."""
     model = GroupedArtifact if "groups" in payload else LawArtifact
     model.model_validate(payload)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"schema": SCHEMA, **payload}, indent=1, allow_nan=False) + "\n")
-    return path
+    return write_json(path, {"schema": SCHEMA, **payload})
 
 
 def read(path: str | Path) -> LawArtifact | GroupedArtifact:
     """Parse and validate an artifact; every problem is a :class:`ScalingError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScalingError(f"law file {str(path)!r} not found; create one with `scaling fit`")
+    path = check_input_file(path, what="law file")
     try:
         payload = json.loads(path.read_text())
+    except RecursionError:
+        raise ScalingError(f"{path.name} is nested too deeply to be a law artifact") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ScalingError(f"{path.name} is not valid JSON ({exc}); refit with `scaling fit`"
                            ) from None

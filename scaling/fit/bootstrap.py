@@ -28,7 +28,7 @@ from scaling.errors import ScalingError
 from scaling.fit import varpro
 from scaling.fit.polish import MAX_EXPONENT, assemble, param_bounds, polish
 from scaling.fit.table import SweepData
-from scaling.law import get_law, optimal_visual_tokens
+from scaling.law import get_law, interval, optimal_visual_tokens
 
 SCHEMES = ("case", "config", "size")
 BOOT_GRID = 9
@@ -116,13 +116,6 @@ def run_bootstrap(data: SweepData, law: str, theta_hat: np.ndarray, k: int, *,
                     best, best_obj = theta, obj
             draws[i] = best
     return Bootstrap(draws, int((~keep).sum()), unconverged, scheme, seed)
-
-
-def interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of ``values`` at ``level`` (order statistics: safe with inf)."""
-    values = np.asarray(values, float)
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return float(lo), float(hi)
 
 
 def derived_quantities(law: str, params: dict[str, float], draws: np.ndarray | None,

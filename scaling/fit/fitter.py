@@ -20,19 +20,20 @@ from __future__ import annotations
 import math
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.files import to_jsonable
 from scaling.fit import artifact, losses
-from scaling.fit.bootstrap import SCHEMES, derived_quantities, interval, run_bootstrap
+from scaling.fit.bootstrap import SCHEMES, derived_quantities, run_bootstrap
 from scaling.fit.polish import GRID, MAX_EXPONENT, fit_point, param_bounds, polish
 from scaling.fit.table import SweepData
 from scaling.fit.validation import select_law, validate
-from scaling.law import LAWS, FittedLaw, get_law
+from scaling.law import LAWS, FittedLaw, get_law, interval
 
 #: Profile-likelihood threshold: chi-square(1) 95% quantile.
 CHI2_95 = 3.841
@@ -64,8 +65,8 @@ class FitResult(FittedLaw):
                "loss": self.loss, "objective": float(self.objective),
                "n_points": int(self.n_points), "warnings": list(self.warnings),
                "data_sha256": self.data_sha256, "formula": form.formula, "metric": self.metric,
-               "ci_level": self.ci_level, "derived": _finite(self.derived),
-               "validation": _finite(self.validation), "settings": _finite(self.settings),
+               "ci_level": self.ci_level, "derived": to_jsonable(self.derived),
+               "validation": to_jsonable(self.validation), "settings": to_jsonable(self.settings),
                "versions": dict(self.versions), "label": self.label, "source": self.source,
                "draw_params": list(form.params) if self.draws is not None else [],
                "draws": None if self.draws is None else np.asarray(self.draws).tolist()}
@@ -74,19 +75,6 @@ class FitResult(FittedLaw):
     def save(self, path: str | Path) -> Path:
         """Write the ``*.law.json`` artifact."""
         return artifact.write(path, self.to_dict())
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: numpy -> Python, non-finite floats -> None (e.g. V* = inf)."""
-    if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (np.generic,)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def versions() -> dict[str, str]:
@@ -248,8 +236,15 @@ def _from_artifact(a: artifact.LawArtifact) -> FitResult:
 
 
 def load_laws(path: str | Path) -> dict[str, FitResult]:
-    """Read a ``*.law.json``: ``{"all": result}`` or, when grouped, ``{group: result}``."""
+    """Read a ``*.law.json``: ``{"all": result}`` or, when grouped, ``{group: result}``.
+
+    A law without a label is labelled by its file (and group): ``toy.law.json [text]``."""
     parsed = artifact.read(path)
+    name = Path(path).name
     if isinstance(parsed, artifact.GroupedArtifact):
-        return {name: _from_artifact(a) for name, a in parsed.groups.items()}
-    return {"all": _from_artifact(parsed)}
+        laws = {group: _from_artifact(a) for group, a in parsed.groups.items()}
+    else:
+        laws = {"all": _from_artifact(parsed)}
+    return {group: law if law.label else replace(
+        law, label=name if group == "all" else f"{name} [{group}]")
+        for group, law in laws.items()}

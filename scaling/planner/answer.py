@@ -11,7 +11,8 @@
   naming the smallest feasible budget or the binding limit;
 - the **inverse** question (``target_accuracy``): the cheapest configuration predicted to reach
   it (error ``<= 1 - target_accuracy``);
-- with a bootstrapped law, the **uncertainty**: a 95% interval on the predicted error of each
+- with a bootstrapped law, the **uncertainty**: an interval (at the level the law was fitted
+  with, its ``ci_level``; 90% by default) on the predicted error of each
   answer, the spread of the optimal ``(N, V)`` across draws and how often each menu choice is
   the best (all vectorised over draws).
 
@@ -21,14 +22,15 @@ Sizes are in parameters throughout (``llm_params = 7e9``); the law sees them in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import PAPER_LAW, optimal_visual_tokens
+from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, interval, optimal_visual_tokens
 from scaling.planner.menu import Menu, MenuTable, evaluate, optimal_shares, rank
+from scaling.planner.pricing import DEFAULT_FAMILY
 from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
     Setting,
@@ -39,12 +41,11 @@ from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exp
     smallest_budget,
     solve,
 )
-from scaling.planner.solvers import Optimum, llm_cap
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE, Optimum, llm_cap
 from scaling.units import format_params, format_quantity, parse_flops, parse_params
 
 __all__ = ["Choice", "Frontier", "Plan", "frontier", "plan"]
 
-LEVEL = 0.95
 INF = float("inf")
 #: Sizes and token counts a published law was fitted on (warn when the plan leaves them).
 FIT_RANGES = {PAPER_LAW.label: ((0.5e9, 7e9), (1.0, 576.0))}
@@ -96,7 +97,7 @@ class Plan:
     batch: int = 1
     gpu: str | None = None
     llm_range: tuple[float, float] = (0.0, INF)
-    token_range: tuple[float, float] = (1.0, 576.0)
+    token_range: tuple[float, float] = DEFAULT_TOKEN_RANGE
     discrete: Choice | None = None
     alternatives: tuple[Choice, ...] = ()
     target_accuracy: float | None = None
@@ -109,6 +110,10 @@ class Plan:
     @property
     def law_label(self) -> str:
         return getattr(self.law, "label", "") or self.law.law
+
+    @property
+    def ci_level(self) -> float:
+        return ci_level(self.law)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,18 +155,16 @@ def _choice(s: Setting, N: float, V: float, Y: float, *, llm: str | None = None,
                   latency_s=f["latency_s"], binding=binding)
 
 
-def _interval(draws: np.ndarray) -> tuple[float, float]:
-    tail = (1 - LEVEL) / 2 * 100
-    lo, hi = np.nanpercentile(draws, [tail, 100 - tail])
-    return float(lo), float(hi)
+def ci_level(law) -> float:
+    """The interval level the law was fitted with (its artifact's ``ci_level``), else 90%."""
+    return float(getattr(law, "ci_level", None) or DEFAULT_CI_LEVEL)
 
 
 def _with_ci(law, c: Choice) -> Choice:
     if law.draws is None:
         return c
     draws = law.predict_draws(c.llm_params / 1e9, c.visual_tokens)
-    return Choice(**{**{k: getattr(c, k) for k in c.__dataclass_fields__},
-                     "error_ci": _interval(np.asarray(draws, float).reshape(-1))})
+    return replace(c, error_ci=interval(draws, ci_level(law)))
 
 
 def _optimum_across_draws(s: Setting, budget: float) -> dict[str, Any] | None:
@@ -177,11 +180,11 @@ def _optimum_across_draws(s: Setting, budget: float) -> dict[str, Any] | None:
     with np.errstate(all="ignore"):
         Y = np.asarray(s.law.predict_draws(N / 1e9, V), float)
     best = np.argmin(np.where(np.isnan(Y), np.inf, Y), axis=1)
-    return {"n_draws": int(len(best)), "level": LEVEL,
+    return {"n_draws": int(len(best)), "level": ci_level(s.law),
             "visual_tokens": {"median": float(np.median(V[best])),
-                              "interval": list(_interval(V[best]))},
+                              "interval": list(interval(V[best], ci_level(s.law)))},
             "llm_params": {"median": float(np.median(N[best])),
-                           "interval": list(_interval(N[best]))}}
+                           "interval": list(interval(N[best], ci_level(s.law)))}}
 
 
 def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None, list[str]]:
@@ -191,7 +194,7 @@ def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None
     if sizes is not None:
         if isinstance(sizes, str):
             sizes = [x for x in sizes.split(",") if x.strip()]
-        size_arr = np.array([parse_params(x, what="--sizes") for x in sizes], float)
+        size_arr = np.unique([parse_params(x, what="--sizes") for x in sizes])  # merged, sorted
         fam = s.pricer.family
         if s.pricer.cost_model == "exact" and fam is not None:
             lo, hi = fam.hull
@@ -209,7 +212,7 @@ def _menu(s: Setting, *, sizes, tokens, family: str | None) -> tuple[Menu | None
         if isinstance(tokens, str):
             tokens = [x for x in tokens.split(",") if x.strip()]
         try:
-            tok_arr = np.array([float(t) for t in tokens], float)
+            tok_arr = np.unique(np.array([float(t) for t in tokens], float))
         except ValueError:
             raise ScalingError(f"--tokens must be numbers like 1,4,16,64, got {tokens!r}") from None
         if tok_arr.size == 0 or np.any(~np.isfinite(tok_arr) | (tok_arr < 1)):
@@ -253,7 +256,7 @@ def _why(s: Setting, opt: Choice, *, inverse: bool, discrete: Choice | None = No
     held = set((opt.binding or "").split("+"))
     if "llm_range" in held or np.isclose(opt.llm_params, n_hi, rtol=1e-6):
         top = (f"the largest {s.pricer.family.name} member" if s.pricer.cost_model == "exact"
-               else "the top of --llm-range")
+               else "the largest size allowed: the top of the menu or of --llm-range")
         parts.append(f"the LLM size is capped at {format_params(n_hi)} ({top}); the rest of the "
                      "budget goes to visual tokens")
     if "memory" in held:
@@ -315,6 +318,53 @@ def _menu_infeasible(table: MenuTable, budget: float) -> str:
             "FLOPs: raise the budget or relax the limits")
 
 
+def _discrete(s: Setting, menu: Menu, budget: float, target_error: float | None,
+              target_accuracy: float | None, top: int) -> tuple[Choice, tuple[Choice, ...]]:
+    """The best menu configuration and up to ``top`` runners-up, with CIs and P(optimal)."""
+    table = evaluate(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
+    order = rank(table, target_error=target_error)
+    if order.size == 0:
+        if target_error is not None and table.feasible.any():
+            best = float(np.nanmin(np.where(table.feasible, table.predicted_error, np.nan)))
+            raise ScalingError(f"no configuration of the menu reaches accuracy "
+                               f"{target_accuracy:g}; the best feasible one reaches "
+                               f"{1 - best:.4g}")
+        raise ScalingError(_menu_infeasible(table, budget))
+    shares = None
+    if s.law.draws is not None and target_error is None:
+        ok = np.flatnonzero(table.feasible)
+        with np.errstate(all="ignore"):
+            d = np.asarray(s.law.predict_draws(table.llm_params[ok] / 1e9,
+                                               table.visual_tokens[ok]), float)
+        shares = dict(zip(ok.tolist(), optimal_shares(d).tolist(), strict=True))
+    picked = []
+    for i in order[:max(1, top + 1)]:
+        c = _with_ci(s.law, _choice(s, table.llm_params[i], table.visual_tokens[i],
+                                    table.predicted_error[i], llm=table.names[i],
+                                    q={k: v[i] for k, v in table.quantities.items()}))
+        if shares is not None:
+            c = replace(c, p_optimal=shares.get(int(i), 0.0))
+        picked.append(c)
+    return picked[0], tuple(picked[1:])
+
+
+def _uncertainty(s: Setting, optimum: Choice, discrete: Choice | None,
+                 alternatives: Sequence[Choice], budget: float, inverse: bool
+                 ) -> dict[str, Any] | None:
+    """CIs and the optimum's spread across a bootstrapped law's draws (None without draws)."""
+    if s.law.draws is None:
+        return None
+    out: dict[str, Any] = {
+        "n_draws": int(len(s.law.draws)), "level": ci_level(s.law),
+        "optimum_error_ci": list(optimum.error_ci or ()),
+        "optimum_across_draws": None if inverse else _optimum_across_draws(s, budget)}
+    if discrete is not None and not inverse:
+        out["menu_p_optimal"] = [
+            {"llm": c.llm, "llm_params": c.llm_params, "visual_tokens": c.visual_tokens,
+             "p_optimal": c.p_optimal} for c in (discrete, *alternatives)]
+    return out
+
+
 def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
          gen_tokens: float = 0, cost: str = "paper", family: str | None = None,
          sizes: Sequence[float | str] | str | None = None,
@@ -322,11 +372,15 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
          gpu: str | None = None, batch: int = 1, dtype: str = "bf16",
          max_memory_gb: float | None = None, max_latency_ms: float | None = None,
          llm_range=None, token_range=None, target_accuracy: float | None = None,
-         law_size: str = "nominal", top: int = 5, method: str = "auto") -> Plan:
+         law_size: str = "nominal", top: int = 5, method: str = "auto",
+         catalog_menu: bool = False) -> Plan:
     """Plan one budget: see the module docstring. ``law=None`` is the paper's published law.
 
     ``flops`` is the budget per request (``1e13``, ``"2T"``); with ``target_accuracy`` it is an
-    optional cap. Returns a :class:`Plan`; raises :class:`ScalingError` when nothing is feasible.
+    optional cap. With ``catalog_menu`` and no other menu or size range, the menu is the
+    default catalog family (so the headline is a model one can deploy). A menu of sizes also
+    bounds the continuous optimum (``llm_range`` defaults to the menu's smallest-largest).
+    Returns a :class:`Plan`; raises :class:`ScalingError` when nothing is feasible.
     """
     if flops is None and target_accuracy is None:
         raise ScalingError("give a budget with --flops (e.g. 1e13 or 2T), or --target-accuracy")
@@ -337,12 +391,21 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
             raise ScalingError(f"--target-accuracy must be between 0 and 1 (a fraction, e.g. "
                                f"0.6), got {target_accuracy!r}")
         target_error = 1.0 - float(target_accuracy)
-    s = setting(law, text_tokens=text_tokens, gen_tokens=gen_tokens, cost=cost, family=family,
-                encoder=encoder, gpu=gpu, batch=batch, dtype=dtype, max_memory_gb=max_memory_gb,
-                max_latency_ms=max_latency_ms, llm_range=llm_range, token_range=token_range,
-                law_size=law_size)
+    if catalog_menu and sizes is None and tokens is None and family is None and llm_range is None:
+        family = DEFAULT_FAMILY
+    options = dict(text_tokens=text_tokens, gen_tokens=gen_tokens, cost=cost, family=family,
+                   encoder=encoder, gpu=gpu, batch=batch, dtype=dtype,
+                   max_memory_gb=max_memory_gb, max_latency_ms=max_latency_ms,
+                   token_range=token_range, law_size=law_size)
+    s = setting(law, llm_range=llm_range, **options)
     menu, warnings = _menu(s, sizes=sizes, tokens=tokens, family=family)
+    if llm_range is None and menu is not None and menu.sizes is not None:
+        s = setting(law, llm_range=(float(menu.sizes.min()), float(menu.sizes.max())),
+                    **options)
     warnings = list(s.notes) + warnings
+    if dtype != "bf16" and cost != "exact" and gpu is None and max_memory_gb is None:
+        warnings.append(f"--dtype {dtype} has no effect here: the paper cost counts FLOPs only; "
+                        "it prices memory and latency with --cost exact or --gpu")
 
     if target_error is None:
         opt: Optimum = solve(s, [budget], method=method)
@@ -354,46 +417,9 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
     optimum = _with_ci(s.law, _choice(s, opt.llm_params[0], opt.visual_tokens[0],
                                       opt.predicted_error[0], binding=str(opt.binding[0])))
     plan_budget = budget if target_error is None else float(opt.budget_flops[0])
-
-    discrete, alternatives, shares = None, (), None
+    discrete, alternatives = None, ()
     if menu is not None:
-        table = evaluate(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
-        order = rank(table, target_error=target_error)
-        if order.size == 0:
-            if target_error is not None and table.feasible.any():
-                best = float(np.nanmin(np.where(table.feasible, table.predicted_error, np.nan)))
-                raise ScalingError(f"no configuration of the menu reaches accuracy "
-                                   f"{target_accuracy:g}; the best feasible one reaches "
-                                   f"{1 - best:.4g}")
-            raise ScalingError(_menu_infeasible(table, budget))
-        if s.law.draws is not None and target_error is None:
-            ok = np.flatnonzero(table.feasible)
-            with np.errstate(all="ignore"):
-                d = np.asarray(s.law.predict_draws(table.llm_params[ok] / 1e9,
-                                                   table.visual_tokens[ok]), float)
-            shares = dict(zip(ok.tolist(), optimal_shares(d).tolist(), strict=True))
-        picked = []
-        for i in order[:max(1, top + 1)]:
-            c = _choice(s, table.llm_params[i], table.visual_tokens[i],
-                        table.predicted_error[i], llm=table.names[i],
-                        q={k: v[i] for k, v in table.quantities.items()})
-            c = _with_ci(s.law, c)
-            if shares is not None:
-                c = Choice(**{**{k: getattr(c, k) for k in c.__dataclass_fields__},
-                              "p_optimal": shares.get(int(i), 0.0)})
-            picked.append(c)
-        discrete, alternatives = picked[0], tuple(picked[1:])
-
-    uncertainty = None
-    if s.law.draws is not None:
-        uncertainty = {"n_draws": int(len(s.law.draws)), "level": LEVEL,
-                       "optimum_error_ci": list(optimum.error_ci or ()),
-                       "optimum_across_draws": (_optimum_across_draws(s, plan_budget)
-                                                if target_error is None else None)}
-        if discrete is not None and target_error is None:
-            uncertainty["menu_p_optimal"] = [
-                {"llm": c.llm, "llm_params": c.llm_params, "visual_tokens": c.visual_tokens,
-                 "p_optimal": c.p_optimal} for c in (discrete, *alternatives)]
+        discrete, alternatives = _discrete(s, menu, budget, target_error, target_accuracy, top)
     shown = [optimum] + ([discrete] if discrete is not None else [])
     return Plan(
         budget_flops=plan_budget, cost_model=s.pricer.cost_model, cost_label=s.pricer.label,
@@ -403,5 +429,7 @@ def plan(law=None, *, flops: float | str | None = None, text_tokens: float = 0,
         alternatives=alternatives, target_accuracy=target_accuracy,
         max_flops=None if flops is None or target_error is None else budget,
         why=_why(s, optimum, inverse=target_error is not None, discrete=discrete),
-        warnings=tuple(warnings + _warnings(s, shown)), uncertainty=uncertainty,
+        warnings=tuple(warnings + _warnings(s, shown)),
+        uncertainty=_uncertainty(s, optimum, discrete, alternatives, plan_budget,
+                                 target_error is not None),
         constraints={"max_memory_gb": max_memory_gb, "max_latency_ms": max_latency_ms})

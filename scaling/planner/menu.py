@@ -88,7 +88,18 @@ def _configurations(predict: Predict, pricer: Pricer, limits: Limits, menu: Menu
     V, _ = minimize_log1d(lambda V: objective(sizes[:, None], V), np.full(sizes.shape, v_lo),
                           np.full(sizes.shape, v_hi), n_grid=128, iters=48)
     names = np.asarray(list(menu.names) or [None] * len(sizes), object)
-    return sizes, V, names
+    return sizes, whole_tokens(lambda V: objective(sizes, V), V, v_lo, v_hi), names
+
+
+def whole_tokens(objective, V: np.ndarray, v_lo: float, v_hi: float) -> np.ndarray:
+    """A deployable token count per entry: the better of ``floor(V)`` and ``ceil(V)`` (within
+    ``[v_lo, v_hi]``, at least 1) under ``objective``; the continuous ``V`` when neither whole
+    count lies in the range."""
+    lo = np.clip(np.floor(V), max(np.ceil(v_lo), 1.0), np.floor(v_hi))
+    hi = np.clip(np.ceil(V), max(np.ceil(v_lo), 1.0), np.floor(v_hi))
+    if np.ceil(v_lo) > np.floor(v_hi):
+        return V
+    return np.where(objective(hi) < objective(lo), hi, lo)
 
 
 def _violations(q: dict[str, np.ndarray], limits: Limits, budget: float) -> np.ndarray:

@@ -19,6 +19,7 @@ from scaling.errors import ScalingError
 from scaling.law import LAWS, PAPER_LAW
 from scaling.planner.pricing import Pricer, make_pricer
 from scaling.planner.solvers import (
+    DEFAULT_TOKEN_RANGE,
     Limits,
     Optimum,
     Predict,
@@ -28,10 +29,9 @@ from scaling.planner.solvers import (
     law_predictor,
     numeric,
 )
-from scaling.units import format_params, parse_params
+from scaling.units import format_params, parse_params, parse_range
 
 INF = float("inf")
-DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 DEFAULT_LLM_RANGE = (1e8, INF)
 METHODS = ("auto", "closed-form", "numeric")
 
@@ -47,23 +47,11 @@ class Setting:
     notes: tuple[str, ...] = ()
 
 
-def _range(value, default: tuple[float, float], what: str, parse) -> tuple[float, float]:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        parts = value.replace(",", ":").split(":")
-        if len(parts) != 2:
-            raise ScalingError(f"{what} must look like LOW:HIGH (e.g. 0.5B:72B or 1:576), "
-                               f"got {value!r}")
-        value = tuple(INF if p.strip().lower() in ("", "inf") else p for p in parts)
-    lo, hi = (v if v == INF else parse(v) for v in value)
-    if not lo <= hi:
-        raise ScalingError(f"{what} must have LOW <= HIGH, got {lo:g} > {hi:g}")
-    return float(lo), float(hi)
-
-
-def _tokens(value) -> float:
-    v = float(value)
+def tokens_value(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ScalingError(f"visual tokens must be a number >= 1, got {value!r}") from None
     if not np.isfinite(v) or v < 1:
         raise ScalingError(f"visual tokens must be >= 1, got {value!r}")
     return v
@@ -104,7 +92,7 @@ def setting(law=None, *, text_tokens: float = 0, gen_tokens: float = 0, cost: st
                          dtype=dtype, family=family, encoder=encoder, gpu=gpu, law_size=law_size,
                          need_architecture=max_memory_gb is not None)
     notes = list(pricer.notes)
-    llm = _range(llm_range, DEFAULT_LLM_RANGE, "llm_range", parse_params)
+    llm = parse_range(llm_range, DEFAULT_LLM_RANGE, what="llm_range", parse=parse_params)
     if cost == "exact":
         h_lo, h_hi = pricer.family.hull
         if llm_range is None:
@@ -118,7 +106,7 @@ def setting(law=None, *, text_tokens: float = 0, gen_tokens: float = 0, cost: st
             llm = (max(llm[0], h_lo), min(llm[1], h_hi))
     if llm[0] <= 0:
         raise ScalingError(f"llm_range must start above 0, got {llm[0]:g}")
-    toks = _range(token_range, DEFAULT_TOKEN_RANGE, "token_range", _tokens)
+    toks = parse_range(token_range, DEFAULT_TOKEN_RANGE, what="token_range", parse=tokens_value)
     limits = Limits(llm_range=llm, token_range=toks,
                     max_memory_bytes=INF if max_memory_gb is None else max_memory_gb * 1e9,
                     max_latency_s=INF if max_latency_ms is None else max_latency_ms / 1e3)
@@ -203,17 +191,12 @@ def cheapest(s: Setting, target_error: float, *, max_flops: float = INF,
 
 
 @dataclass(frozen=True)
-class Frontier:
-    """Optimal configuration per budget (arrays aligned with ``budget_flops``; NaN = infeasible)."""
+class Frontier(Optimum):
+    """The optimum per budget (arrays aligned with ``budget_flops``; NaN = infeasible),
+    labelled with its cost model and law."""
 
-    budget_flops: np.ndarray
-    llm_params: np.ndarray
-    visual_tokens: np.ndarray
-    predicted_error: np.ndarray
-    feasible: np.ndarray
-    cost_model: str
-    method: str
-    law_label: str
+    cost_model: str = ""
+    law_label: str = ""
 
 
 def frontier(law=None, budgets: Sequence[float] | np.ndarray = (), *, text_tokens: float = 0,
@@ -228,8 +211,8 @@ def frontier(law=None, budgets: Sequence[float] | np.ndarray = (), *, text_token
         raise ScalingError("budgets must be a non-empty array of positive finite FLOPs")
     s = setting(law, text_tokens=text_tokens, cost=cost, **options)
     opt = solve(s, C, method=method)
-    return Frontier(C, opt.llm_params, opt.visual_tokens, opt.predicted_error, opt.feasible,
-                    cost, opt.method, getattr(s.law, "label", "") or s.law.law)
+    return Frontier(**vars(opt), cost_model=cost,
+                    law_label=getattr(s.law, "label", "") or s.law.law)
 
 
 def monotone(s: Setting) -> bool:

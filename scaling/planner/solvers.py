@@ -46,6 +46,8 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``predict(llm_params, visual_tokens) -> error`` with ``llm_params`` in parameters."""
 
 INF = float("inf")
+#: Visual tokens the planner may choose by default: the range of the paper's grid (1-576).
+DEFAULT_TOKEN_RANGE = (1.0, 576.0)
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -54,7 +56,7 @@ class Limits:
     """Everything that bounds the search apart from the FLOP budget (sizes in parameters)."""
 
     llm_range: tuple[float, float] = (1e8, INF)
-    token_range: tuple[float, float] = (1.0, 576.0)
+    token_range: tuple[float, float] = DEFAULT_TOKEN_RANGE
     max_memory_bytes: float = INF
     max_latency_s: float = INF
 
