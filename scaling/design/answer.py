@@ -67,7 +67,7 @@ def point_answer(design: Design, law: str, params: dict[str, float]) -> Answer:
     p = plan(FittedLaw(law=law, params=params), flops=design.flops,
              text_tokens=design.text_tokens, sizes=design.sizes.tolist(),
              tokens=design.tokens.tolist(), token_range=design.token_range,
-             llm_range=(1.0, float("inf")), top=0)
+             llm_range=(1e3, float("inf")), top=0)
     return Answer(llm_params=p.discrete.llm_params, visual_tokens=p.discrete.visual_tokens,
                   v_star=p.optimum.visual_tokens, n_star=p.optimum.llm_params,
                   predicted_error=p.optimum.predicted_error)
