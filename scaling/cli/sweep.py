@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, err_console, guarded, jsonable, print_json
+from scaling.cli._common import console, err_console, guarded, print_json
 
 sweep_app = typer.Typer(
     help="Run grids of LLM size x visual tokens (locally or on Dask) into a results table.",
@@ -120,13 +120,14 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     from rich.table import Table
 
     from scaling.design.sweeps import design_status
+    from scaling.files import to_jsonable
     from scaling.sweep import load_spec, sweep_status
 
     sweep = load_spec(spec)
     status = sweep_status(sweep, output=output)
     design = design_status(sweep, output=output)
     if json_out:
-        print_json({**jsonable(status), "design": design})
+        print_json({**to_jsonable(status), "design": design})
         return
     table = Table(title=f"{status.name}: {status.output}")
     for col in ("total", "ok", "failed", "pending", "rows"):
@@ -173,13 +174,13 @@ def suggest_command(
     console.print(f"{result.measured} runs measured; "
                   + ("space-filling points (too few runs to fit the law yet):"
                      if result.kind != "criterion" else "next points, best first:"),
-                  markup=False, soft_wrap=True)
+                  soft_wrap=True)
     if result.answer is not None:
-        console.print(f"current answer: {_answer_line(result.answer)}", markup=False,
+        console.print(f"current answer: {_answer_line(result.answer)}",
                       soft_wrap=True)
     for p in result.points:
         console.print(f"  {p['label']}  score {p['score']:.3g}  run_id {p['run_id']}: "
-                      f"{p['why']}", markup=False, highlight=False, soft_wrap=True)
+                      f"{p['why']}", soft_wrap=True)
 
 
 def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str | None,
@@ -194,7 +195,7 @@ def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str 
         share = r.cost_used / float(design.cost.sum())
         answer = "law not fitted yet" if r.answer is None else _answer_line(r.answer.to_dict())
         err_console.print(f"round {r.index} ({r.kind}): {points}{failed}; {r.runs_used} runs, "
-                          f"{100 * share:.0f}% of the grid's cost; {answer}", markup=False,
+                          f"{100 * share:.0f}% of the grid's cost; {answer}",
                           soft_wrap=True)
 
     try:
@@ -202,19 +203,19 @@ def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str 
                               workers=workers, on_round=on_round, source=source)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished runs and rounds are saved; rerun the same "
-                          "command to resume", markup=False, soft_wrap=True)
+                          "command to resume", soft_wrap=True)
         raise typer.Exit(code=130) from None
     if json_out:
         print_json(report)
         return
     if report.resumed_at is not None:
-        console.print(f"resumed at round {report.resumed_at}", markup=False, soft_wrap=True)
+        console.print(f"resumed at round {report.resumed_at}", soft_wrap=True)
     console.print(f"{report.name}: stopped after {report.rounds} rounds, {report.runs_used} of "
                   f"{report.grid_runs} runs ({100 * report.cost_fraction:.0f}% of the grid's "
-                  f"cost): {report.stopped}", markup=False, soft_wrap=True)
+                  f"cost): {report.stopped}", soft_wrap=True)
     if report.answer is not None:
-        console.print(f"answer: {_answer_line(report.answer)}", markup=False, soft_wrap=True)
-    console.print(f"table: {report.output}; design log: {report.log}", markup=False,
+        console.print(f"answer: {_answer_line(report.answer)}", soft_wrap=True)
+    console.print(f"table: {report.output}; design log: {report.log}",
                   soft_wrap=True)
 
 
@@ -237,7 +238,7 @@ def _print_design_status(design: dict[str, Any]) -> None:
     console.print(f"design: {design['rounds']} rounds, {design['runs_used']} runs "
                   f"({100 * design['cost_fraction']:.0f}% of the grid's cost)"
                   + (f", stopped: {design['stopped']}" if design["stopped"] else ""),
-                  markup=False, soft_wrap=True)
+                  soft_wrap=True)
     if design["answer"] is not None:
-        console.print(f"current answer: {_answer_line(design['answer'])}", markup=False,
+        console.print(f"current answer: {_answer_line(design['answer'])}",
                       soft_wrap=True)
