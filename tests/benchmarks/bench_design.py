@@ -13,6 +13,9 @@ the 28 residuals of that fit. In each campaign, on the same simulated measuremen
 - ``full grid``: all 28 points; its planner answer is the reference of that campaign;
 - ``adaptive``: :func:`scaling.design.simulate` with the design block below (initial 6,
   batch 2, ``max_runs``, target 0.1, 64 bootstrap draws per round, seed 0);
+- ``space-filling start only``: the adaptive design's first round (its ``initial`` points);
+- ``start + random @ adaptive cost``: that start, then random points up to the adaptive
+  design's cost (isolates what the criterion adds over random additions);
 - ``random @ adaptive cost``: points in a random order, each added while the total cost stays
   within what the adaptive design spent in that campaign (equal cost);
 - ``random @ 50% cost``: the same within half the grid's cost;
@@ -44,10 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling import fit_law, from_arrays, load_sweep
+from scaling import fit_law, load_sweep
 from scaling.design import in_memory, simulate
 from scaling.design.answer import point_answer
-from scaling.errors import ScalingError
+from scaling.design.campaign import fit_data
 
 ROOT = Path(__file__).parents[2]
 PAPER = ROOT / "sweeps" / "li2025_visual_reasoning.csv"
@@ -62,22 +65,15 @@ def design_block(args, flops, text_tokens):
 
 def answer_of(design, idx, y):
     """The planner's answer from the points ``idx`` (None when the law cannot be fitted)."""
-    idx = np.asarray(sorted(idx), int)
-    if idx.size < design.n_params or np.unique(design.llm_params[idx]).size < 2 \
-            or np.unique(design.visual_tokens[idx]).size < 2:
-        return None
-    try:
-        fit = fit_law(from_arrays(design.llm_params[idx], design.visual_tokens[idx], y[idx]),
-                      law=design.spec.law, validation=False)
-    except ScalingError:
-        return None
-    return point_answer(design, fit.law, fit.params)
+    fit = fit_data(design, {int(i): (design.llm_params[i], y[i]) for i in idx}, bootstrap=0)
+    return None if fit is None else point_answer(design, fit.law, fit.params)
 
 
-def random_within(design, rng, budget):
-    chosen, spent = [], 0.0
+def random_within(design, rng, budget, first=()):
+    """``first``, then grid points in a random order, each kept while the cost fits."""
+    chosen, spent = list(first), float(design.cost[list(first)].sum())
     for i in rng.permutation(design.cost.size):
-        if spent + design.cost[i] <= budget * (1 + 1e-12):
+        if i not in chosen and spent + design.cost[i] <= budget * (1 + 1e-12):
             chosen.append(int(i))
             spent += design.cost[i]
     return chosen
@@ -96,9 +92,13 @@ def campaign(design, y, ref, rng):
                          {"first": None if first is None else (first.runs_used,
                                                                 first.cost_used / total),
                           "at_half": half[-1].answer if half else None})}
-    for name, budget in (("random @ adaptive cost", final.cost_used),
-                         ("random @ 50% cost", 0.5 * total)):
-        idx = random_within(design, rng, budget)
+    start = [p.index for p in done[0].picks]
+    rows["space-filling start only"] = (len(start), design.cost[start].sum() / total,
+                                        done[0].answer, {})
+    for name, budget, first in (("start + random @ adaptive cost", final.cost_used, start),
+                                ("random @ adaptive cost", final.cost_used, []),
+                                ("random @ 50% cost", 0.5 * total, [])):
+        idx = random_within(design, rng, budget, first)
         rows[name] = (len(idx), design.cost[idx].sum() / total, answer_of(design, idx, y), {})
     N, V = design.llm_params, design.visual_tokens
     for name, mask in (("sizes x {64, 576} tokens", np.isin(V, [64, 576])),
@@ -193,7 +193,8 @@ def simulation(args):
               f"{np.median(first[:, 0]):.0f} (range {first[:, 0].min():.0f}-"
               f"{first[:, 0].max():.0f}), cost median {100 * np.median(first[:, 1]):.1f}% "
               "of the grid")
-    for other in ("random @ adaptive cost", "random @ 50% cost"):
+    for other in ("start + random @ adaptive cost", "random @ adaptive cost",
+                  "random @ 50% cost"):
         m, lo, hi = paired(hits["adaptive"], hits[other])
         print(f"adaptive minus {other}: {100 * m:+.1f} points of success rate "
               f"(paired, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f})")
