@@ -1,7 +1,7 @@
 """Adaptive sweeps on the sweep runner: ``run_adaptive``, ``suggest`` and ``design_status``.
 
-Each round's points run through :func:`scaling.sweep.run_sweep` on a sub-spec that holds
-exactly those points (one per LLM and other axis values, its token counts together), writing
+Each round's points run through :func:`scaling.sweep.run_sweep` on sub-specs that hold
+exactly those points (as few cross products ``llms x tokens`` as :func:`blocks` finds), writing
 into the sweep's own output: run ids, records, retries, timeouts, the executor (local pool or
 Dask) and resuming are the runner's. After a round the table is rewritten with every run of
 the grid measured so far, in grid order. Measurements are read from the run records: the
@@ -55,7 +55,7 @@ class DesignReport:
     round_log: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_data(design: Design, sweep: SweepSpec, output: Path) -> Data:
+def read_data(design: Design, output: Path) -> Data:
     """Every grid run with a record: ``(llm_params, Y)`` when ok, None when failed."""
     records = RunStore(output).load()
     spec, data = design.spec, {}
@@ -165,7 +165,7 @@ def run_adaptive(sweep: SweepSpec, *, output: str | Path | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         design_log.save(path, design, done, stopped, name=sweep.name)
 
-    outcome: Outcome = drive(design, rounds, run=run, read=lambda: read_data(design, sweep, out),
+    outcome: Outcome = drive(design, rounds, run=run, read=lambda: read_data(design, out),
                              save=save, on_round=None if on_round is None
                              else lambda r: on_round(r, design))
     last = next((r for r in reversed(outcome.rounds) if r.done), None)
@@ -180,14 +180,15 @@ def run_adaptive(sweep: SweepSpec, *, output: str | Path | None = None,
 
 def suggest(sweep: SweepSpec, *, output: str | Path | None = None, k: int | None = None,
             source: str = "spec") -> Suggestion:
-    """The next ``k`` points (default: the design's ``batch``) from the runs measured so far
-    (the design log's rounds if there is a log, else every grid run with a record)."""
+    """The next ``k`` points (default: the design's ``batch``) from the runs measured so far:
+    those of the design log's rounds if there is a log (a round still running counts with the
+    runs it finished), else every grid run with a record."""
     design = design_of(sweep, source=source)
     if k is not None and k < 1:
         raise ScalingError(f"--k must be >= 1, got {k}")
     out = sweep.output_path(output)
-    data = read_data(design, sweep, out)
-    rounds = [r for r in design_log.load(design_log.log_path(out), design) if r.done]
+    data = read_data(design, out)
+    rounds = design_log.load(design_log.log_path(out), design)
     if not rounds and data:  # runs measured outside a design: one pseudo-round holding them
         picks = tuple(Pick(i, 0.0, "measured") for i in sorted(data))
         rounds = [Round(0, "measured", picks, done=True, runs_used=len(picks))]
