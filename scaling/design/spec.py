@@ -11,6 +11,7 @@ adaptive loop works on::
       question: {flops: 1e12, text_tokens: 50}   # the plan whose answer must be pinned down
       initial: 6                   # space-filling start
       batch: 2                     # points chosen per round
+      explore: 0.5                 # share of each round chosen to cover the grid (model-robust)
       max_runs: 14                 # runs the design may spend (failed ones count)
       target: 0.1                  # stop when the answer's relative CI width is below this
                                    # (two rounds in a row)
@@ -93,6 +94,8 @@ class DesignSpec(_Strict):
     batch: int = Field(2, ge=1)
     max_runs: int | None = Field(None, ge=1, description="default: the whole grid")
     target: float = Field(0.1, ge=0, description="0: never stop on the CI")
+    explore: float = Field(0.5, ge=0, le=1, description="share of each round chosen for "
+                           "coverage of the grid rather than by the criterion")
     ci_level: float = Field(0.9, gt=0, lt=1)
     run_cost: str = DEFAULT_COST
     bootstrap: int = Field(64, ge=16, description="bootstrap draws per round")
@@ -141,8 +144,9 @@ class Design:
 
     def key(self) -> str:
         """What a design log must match to be resumed: everything that changes the choices
-        except the stopping rule (``max_runs``, ``target``) and ``batch``, which may change."""
-        fields = self.spec.model_dump(exclude={"max_runs", "target", "batch"})
+        except the stopping rule (``max_runs``, ``target``), ``batch`` and ``explore``, which
+        may change between rounds."""
+        fields = self.spec.model_dump(exclude={"max_runs", "target", "batch", "explore"})
         ids = [r.run_id for r in self.runs] or [repr(x) for x in self.labels]
         text = json.dumps({"design": fields, "runs": ids}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
