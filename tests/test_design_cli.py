@@ -90,9 +90,10 @@ def test_suggest_after_runs_is_deterministic_and_says_why(adaptive):
     spec, _, _ = adaptive
     human = runner.invoke(app, ["sweep", "suggest", str(spec), "--k", "3"])
     assert human.exit_code == 0, human.output
-    assert "11 runs measured; next points, best first:" in human.stdout
-    assert human.stdout.count("expected to remove") == 3 and "current answer: 7B with 16" in \
-        human.stdout
+    assert "11 runs measured; next points (by the criterion, then by coverage):" in human.stdout
+    assert human.stdout.count("expected to remove") == 2  # half of the batch by the criterion
+    assert human.stdout.count("fills the design space") == 1  # the other half by coverage
+    assert "current answer: 7B with 16" in human.stdout
     again = json.loads(runner.invoke(app, ["sweep", "suggest", str(spec), "--k", "3",
                                            "--json"]).stdout)
     assert again == json.loads(runner.invoke(app, ["sweep", "suggest", str(spec), "--k", "3",

@@ -171,10 +171,9 @@ def suggest_command(
     if json_out:
         print_json(result.points)
         return
-    console.print(f"{result.measured} runs measured; "
-                  + ("space-filling points (too few runs to fit the law yet):"
-                     if result.kind != "criterion" else "next points, best first:"),
-                  soft_wrap=True)
+    head = ("next points (by the criterion, then by coverage):" if result.kind == "criterion"
+            else "space-filling points (too few runs to fit the law yet):")
+    console.print(f"{result.measured} runs measured; {head}", soft_wrap=True)
     if result.answer is not None:
         console.print(f"current answer: {_answer_line(result.answer)}",
                       soft_wrap=True)
