@@ -3,8 +3,8 @@
 Each round records the points chosen (with score and why), which of them succeeded, the
 runs and cost spent so far, the fit and the answer with its CI. The loop stops when the
 answer's relative CI width is at most ``target`` in two rounds in a row (with the same menu
-choice), when ``max_runs`` runs are spent (failed
-runs count: they cost a run) or when the grid is exhausted. A failed run (after the sweep's
+choice), when ``max_runs`` runs are spent (failed runs count: they cost a run) or when the
+grid is exhausted. A failed run (after the sweep's
 ``retries``) is never chosen again and never blocks the design: when the measured points cannot
 fit the law yet, the round fills the design space instead of ranking.
 
