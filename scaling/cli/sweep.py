@@ -199,7 +199,8 @@ def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str 
 
     try:
         report = run_adaptive(sweep, output=output, executor=executor, address=address,
-                              workers=workers, on_round=on_round, source=source)
+                              workers=workers, on_round=on_round, source=source,
+                              progress=None if json_out else _Bar)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished runs and rounds are saved; rerun the same "
                           "command to resume", soft_wrap=True)

@@ -96,7 +96,7 @@ def error_like(metric: str, value: float, where: str) -> float:
 
 def execute(sweep: SweepSpec, design: Design, indices: list[int], output: Path, *,
             executor: str | None = None, address: str | None = None,
-            workers: int | None = None) -> None:
+            workers: int | None = None, progress: Callable[[], Any] | None = None) -> None:
     """Run grid points ``indices`` with the sweep runner (one call per block of points that
     is a cross product, see :func:`blocks`), then rewrite the whole table."""
     for llms, tokens, run in blocks([design.runs[i] for i in indices]):
@@ -106,7 +106,12 @@ def execute(sweep: SweepSpec, design: Design, indices: list[int], output: Path, 
                 axes[name] = [run.axes[name]]
         axes["params"] = {k: [run.axes[k]] for k in sweep.axes.params}
         sub = sweep.model_copy(update={"axes": type(sweep.axes)(**axes), "design": None})
-        run_sweep(sub, output=output, executor=executor, address=address, workers=workers)
+        bar = None if progress is None else progress()
+        try:
+            run_sweep(sub, output=output, executor=executor, address=address,
+                      workers=workers, progress=bar)
+        finally:
+            getattr(bar, "stop", lambda: None)()
     store = RunStore(output)
     records = store.load()
     store.write_table([records[r.run_id] for r in design.runs if r.run_id in records],
@@ -146,8 +151,11 @@ def blocks(runs: list[Any]) -> list[tuple[list[Any], list[int], Any]]:
 def run_adaptive(sweep: SweepSpec, *, output: str | Path | None = None,
                  executor: str | None = None, address: str | None = None,
                  workers: int | None = None, on_round: Callable[[Round, Design], None] | None
-                 = None, source: str = "spec") -> DesignReport:
-    """Run (or resume) the adaptive design of ``sweep``; bad input raises before any run."""
+                 = None, progress: Callable[[], Any] | None = None,
+                 source: str = "spec") -> DesignReport:
+    """Run (or resume) the adaptive design of ``sweep``; bad input raises before any run.
+    ``on_round`` hears of each finished round; ``progress()`` makes the runner's progress
+    hook for each batch of runs (its ``stop()``, if any, is called after the batch)."""
     design = design_of(sweep, source=source)
     out = sweep.output_path(output)
     RunStore(out).check_owner()
@@ -159,7 +167,7 @@ def run_adaptive(sweep: SweepSpec, *, output: str | Path | None = None,
 
     def run(indices: list[int]) -> None:
         execute(sweep, design, indices, out, executor=executor, address=address,
-                workers=workers)
+                workers=workers, progress=progress)
 
     def save(done: list[Round], stopped: str | None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
