@@ -79,7 +79,7 @@ def test_group_by_and_auto(tmp_path):
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", ["--loss", "l1"],
      "unknown loss 'l1'"),
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", [],
-     "4 parameters but only 2 points"),
+     "4 parameters but only 2 distinct points"),
 ])
 def test_bad_input_exit_2_one_line(tmp_path, text, args, message):
     path = tmp_path / "bad.csv"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "scaling"
-SHARED = {"errors", "units", "files", "law"}
+SHARED = {"errors", "units", "files", "law", "formula"}
 #: stage -> the stages it may import (besides itself and the shared modules)
 ALLOWED = {
     "shared": set(),

@@ -33,7 +33,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """How big an LLM and how many visual tokens per image for a VLM inference budget."""
 
 # Each module registers its command(s) on ``app`` (or adds a sub-app) when imported.
-for _name in ("cost", "fit", "plan", "plot", "sweep"):
+for _name in ("cost", "calibrate", "fit", "plan", "plot", "sweep"):
     importlib.import_module(f"scaling.cli.{_name}")
 
 

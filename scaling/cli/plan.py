@@ -166,6 +166,45 @@ def _print_mix(m: Any) -> None:
                   f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
 
 
+def _plan_serving(law: Any, *, gpu: str, family: str, text_tokens: float, gen_tokens: float,
+                  tokens: str | None, encoder: str, dtype: str, gpu_hour_usd: float | None,
+                  top: int, as_json: bool, hardware_profile: Path | None, **budget: Any) -> None:
+    """``plan --cost serving``: parse, call :func:`scaling.planner.serving.plan_serving`, print."""
+    from rich.table import Table
+
+    from scaling.cost.calibration import load_profile
+    from scaling.planner.serving import plan_serving
+
+    eff = {}
+    if hardware_profile is not None:
+        prof = load_profile(hardware_profile, gpu=gpu)
+        eff = {"mfu": prof["mfu"], "mbu": prof["mbu"]}
+    p = plan_serving(law, gpu=gpu, family=family, text_tokens=text_tokens,
+                     gen_tokens=gen_tokens, tokens=tokens, encoder=encoder, dtype=dtype,
+                     usd_per_gpu_hour=gpu_hour_usd, top=top, **budget, **eff)
+    if as_json:
+        print_json(p.to_dict())
+        return
+    c, f = p.choice, p.flop_optimum
+    console.print(f"Serving plan on {p.gpu}: Q = {p.text_tokens:g} text tokens, "
+                  f"G = {p.gen_tokens:g} generated, {p.family} + {encoder}", style="bold")
+    t = Table(title="serving optimum vs the FLOP planner at the same spend (GPU-s per request, "
+              "T GPUs x batch B)", title_justify="left")
+    for col in ("", "LLM", "V", "acc.", "GPU-s", "T x B", "TPOT", "binding"):
+        t.add_column(col, justify="left" if col in ("", "LLM", "binding") else "right",
+                     no_wrap=True)
+    for label, x in (("serving", c), ("FLOPs", f)):
+        t.add_row(label, x.llm, f"{x.visual_tokens:g}", f"{x.predicted_accuracy:.1%}",
+                  f"{x.gpu_seconds_per_request:.3g}", f"{x.gpus_per_replica} x {x.max_batch:g}",
+                  _num(x.tpot_s * 1e3, ".3g") + " ms", x.binding)
+    console.print(t)
+    console.print(f"Why: {p.why}")
+    for w in p.warnings:
+        console.print(f"note: {w}", style="yellow")
+
+
+PROFILE_OPT = typer.Option(None, "--hardware-profile", help="--cost serving: mfu/mbu from "
+                           "`scaling calibrate -o`.")
 #: Text tokens per prompt when --text-tokens is not given: the paper's running example (Q = 50).
 DEFAULT_TEXT_TOKENS = 50.0
 
@@ -187,7 +226,8 @@ def plan_command(
     family: str = typer.Option(None, "--family", help="Model family from the catalog "
                                "(qwen1.5, qwen2.5, llama3, vicuna): menu + architecture."),
     tokens: str = typer.Option(None, "--tokens", help="Menu of visual-token counts: 1,4,16,64."),
-    cost: str = typer.Option("paper", "--cost", help="Cost model: paper (2N(Q+V)) or exact."),
+    cost: str = typer.Option("paper", "--cost", help="Cost model: paper (2N(Q+V)), exact, or "
+                             "serving (GPU time under continuous batching)."),
     encoder: str = typer.Option(None, "--encoder", help="Vision encoder for the exact cost "
                                 "(default clip-vit-l-14-336)."),
     gpu: str = typer.Option(None, "--gpu", help="GPU for latency (h100, h200, a100-80gb, ...)."),
@@ -206,17 +246,73 @@ def plan_command(
     law_size: str = typer.Option("nominal", "--law-size", help="Size the law sees for catalog "
                                  "models: nominal (the name's size, as the paper) or actual."),
     top: int = typer.Option(5, "--top", help="How many runners-up to list."),
+    llm: str = typer.Option(None, "--llm", help="One model (catalog name): how many visual "
+                            "tokens for it (with --flops, --max-latency-ms, --target-accuracy, "
+                            "--min-gain)."),
+    min_gain: float = typer.Option(None, "--min-gain", help="With --llm: the knee, the smallest "
+                                   "token count whose next doubling gains less accuracy."),
+    train_flops: str = typer.Option(None, "--train-flops", help="Training compute C for a law "
+                                    "over N and D: the compute-optimal N and D (C = 6ND)."),
+    requests: float = typer.Option(None, "--requests", help="With --train-flops: requests R "
+                                   "served over the model's life (Sardana et al. 2023)."),
+    request_tokens: float = typer.Option(None, "--request-tokens", help="With --requests: "
+                                         "tokens per request Q (inference 2NQR FLOPs)."),
+    gpu_seconds: float = typer.Option(None, "--gpu-seconds", help="--cost serving: GPU-seconds "
+                                      "per request."),
+    usd_per_million: float = typer.Option(None, "--usd-per-million", help="--cost serving: "
+                                          "dollars per 1M requests (with --gpu-hour-usd)."),
+    gpu_hour_usd: float = typer.Option(None, "--gpu-hour-usd", help="Price of a GPU-hour."),
+    throughput: float = typer.Option(None, "--throughput", help="--cost serving: requests/s "
+                                     "that --gpus K GPUs must carry."),
+    gpus: int = typer.Option(None, "--gpus", help="--cost serving: GPUs available."),
+    max_ttft_ms: float = typer.Option(None, "--max-ttft-ms", help="Time-to-first-token cap."),
+    max_tpot_ms: float = typer.Option(None, "--max-tpot-ms", help="Time-per-output-token cap."),
+    hardware_profile: Path = PROFILE_OPT,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
 ) -> None:
     """Which LLM size and how many visual tokens per image for an inference budget."""
     from scaling.units import parse_flops
 
+    serving_opts = dict(gpu_seconds=gpu_seconds, usd_per_million=usd_per_million,
+                        throughput=throughput, gpus=gpus, max_ttft_ms=max_ttft_ms,
+                        max_tpot_ms=max_tpot_ms, hardware_profile=hardware_profile)
+    if cost == "serving":
+        if flops is not None or mix is not None or target_accuracy is not None or sizes:
+            raise ScalingError("--cost serving takes a serving budget (--gpu-seconds, "
+                               "--usd-per-million or --throughput with --gpus), not --flops, "
+                               "--mix, --target-accuracy or --sizes")
+        if gpu is None:
+            raise ScalingError("--cost serving needs --gpu NAME (h100, h200, a100-80gb, ...)")
+        _plan_serving(_load_law(law, group, mix=False), gpu=gpu, family=family or "qwen2.5",
+                      text_tokens=DEFAULT_TEXT_TOKENS if text_tokens is None else text_tokens,
+                      gen_tokens=gen_tokens, tokens=tokens,
+                      encoder=encoder or "clip-vit-l-14-336", dtype=dtype,
+                      gpu_hour_usd=gpu_hour_usd, top=top, as_json=as_json, **serving_opts)
+        return
+    given = [f"--{k.replace('_', '-')}" for k, v in serving_opts.items() if v is not None]
+    if given:
+        raise ScalingError(f"{', '.join(given)} belong to --cost serving")
+
     if flops is not None:
         flops = parse_flops(flops)
     q_default = text_tokens is None
     text_tokens = DEFAULT_TEXT_TOKENS if q_default else text_tokens
+    if train_flops is not None or llm is not None or min_gain is not None:
+        from scaling.cli import plan_extra
+
+        fitted = _load_law(law, group, mix=False)
+        if train_flops is not None:
+            return plan_extra.plan_training_cli(
+                fitted, train_flops=parse_flops(train_flops, what="--train-flops"),
+                requests=requests, request_tokens=request_tokens, as_json=as_json)
+        if llm is None:
+            raise ScalingError("--min-gain plans tokens for one model: add --llm MODEL")
+        return plan_extra.plan_tokens_cli(
+            fitted, llm=llm, flops=flops, max_latency_ms=max_latency_ms, gpu=gpu,
+            target_accuracy=target_accuracy, min_gain=min_gain, text_tokens=text_tokens,
+            gen_tokens=gen_tokens, encoder=encoder, token_range=token_range, as_json=as_json)
     if cost not in ("paper", "exact"):
-        raise ScalingError(f"--cost must be paper or exact, got {cost!r}")
+        raise ScalingError(f"--cost must be paper, exact or serving, got {cost!r}")
     if sizes is not None and family is not None and cost != "exact":
         raise ScalingError("give --sizes or --family, not both (with --cost exact, --family "
                            "prices the --sizes)")

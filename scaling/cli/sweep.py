@@ -1,5 +1,11 @@
-"""``scaling sweep run|status|suggest``: run a sweep spec (resuming; ``--adaptive`` for its
-``design:`` block), show how far it got, or suggest the next points to measure."""
+"""``scaling sweep run|status|suggest``: run a sweep spec (resuming; ``--adaptive`` runs its
+``design:`` block), show how far it got, or suggest the next points to measure.
+
+Exit codes of ``sweep run``: 0 every run of the grid is ok; 1 some runs failed (their reasons
+are printed and in the table's ``failure`` column; rerun to retry them); 2 bad input, or
+another sweep is writing the same output (``--wait`` waits for it); 130 interrupted. With
+``--adaptive`` failed runs do not stop the design (exit 0 when it stops normally).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from scaling.cli import app
 from scaling.cli._common import console, err_console, guarded, print_json
@@ -51,12 +58,13 @@ class _Bar:
         self.bar.start()
         self.task = self.bar.add_task("sweep", total=todo, state="")
 
-    def update(self, record: dict[str, Any]) -> None:
-        if record["status"] == "ok":
+    def update(self, record: Any) -> None:
+        if record.status == "ok":
             self.ok += 1
         else:
             self.failed += 1
-        self.bar.update(self.task, advance=1, state=f"ok {self.ok} failed {self.failed}")
+        self.bar.update(self.task, advance=1,
+                        state=f"done: {self.ok} ok, {self.failed} failed")
 
     def stop(self) -> None:
         if self.task is not None:
@@ -64,7 +72,8 @@ class _Bar:
             self.task = None
 
 
-@sweep_app.command("run")
+@sweep_app.command("run", epilog="Exit status: 0 all runs ok; 1 some runs failed (listed; "
+                   "rerun to retry them); 2 bad input or the output is busy; 130 interrupted.")
 @guarded
 def run_command(
     spec: Path = SPEC_ARG,
@@ -76,6 +85,8 @@ def run_command(
     adaptive: bool = typer.Option(False, "--adaptive", help="Run the spec's design: block: "
                                   "a space-filling start, then rounds of suggest + run until "
                                   "the answer's CI reaches the target or max_runs."),
+    wait: bool = typer.Option(False, "--wait", help="If another sweep is writing the same "
+                              "output, wait for it to finish (else exit 2 naming it)."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run SPEC's grid, skipping runs already done (resume is the default)."""
@@ -87,9 +98,14 @@ def run_command(
                       workers=workers, json_out=json_out)
         return
     bar = None if json_out else _Bar()
+
+    def waiting(holder: str) -> None:
+        err_console.print(f"waiting: the output is being written by another sweep ({holder})",
+                          markup=False)
+
     try:
         report = run_sweep(sweep, output=output, executor=executor, address=address,
-                           workers=workers, progress=bar)
+                           workers=workers, progress=bar, wait=wait, on_wait=waiting)
     except KeyboardInterrupt:
         if bar is not None:
             bar.stop()
@@ -101,15 +117,20 @@ def run_command(
             bar.stop()
     if json_out:
         print_json(report)
-        return
-    console.print(f"[bold]{report.name}[/]: {report.ok} ok, {report.failed} failed, "
-                  f"{report.pending} pending of {report.total} runs ({report.ran} run now, "
-                  f"{report.skipped} already done) in {report.elapsed_s:.1f} s "
-                  f"on {report.executor} x{report.workers}")
-    console.print(f"table: {report.output} ({report.rows} rows)")
-    _print_failures(report.failures)
-    for warning in report.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
+    else:
+        console.print(f"[bold]{escape(report.name)}[/]: {report.ok} ok, {report.failed} "
+                      f"failed, {report.pending} pending of {report.total} runs ({report.ran} "
+                      f"run now, {report.skipped} already done) in {report.elapsed_s:.1f} s "
+                      f"on {report.executor} x{report.workers}")
+        console.print(f"table: {report.output} ({report.rows} rows)", markup=False)
+        _print_invalid(report.invalid, rerun=True)
+        _print_failures(report.failures)
+        for warning in report.warnings:
+            err_console.print(f"warning: {warning}", markup=False)
+    if report.failed:
+        err_console.print(f"error: {report.failed} of {report.total} runs failed; fix the cause "
+                          "and rerun the same command to retry them", markup=False)
+        raise typer.Exit(code=1)
 
 
 @sweep_app.command("status")
@@ -129,7 +150,7 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     if json_out:
         print_json({**to_jsonable(status), "design": design})
         return
-    table = Table(title=f"{status.name}: {status.output}")
+    table = Table(title=escape(f"{status.name}: {status.output}"))
     for col in ("total", "ok", "failed", "pending", "rows"):
         table.add_column(col, justify="right")
     table.add_row(*(str(getattr(status, c)) for c in ("total", "ok", "failed", "pending",
@@ -137,10 +158,23 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     console.print(table)
     if design is not None:
         _print_design_status(design)
+    if status.running:
+        console.print(f"a sweep is writing this output now ({status.running})", markup=False)
     if status.orphaned:
         console.print(f"{status.orphaned} recorded runs are no longer in this grid (kept in "
-                      f"{status.output}.runs/, not in the table)")
+                      f"{status.output}.runs/, not in the table)", markup=False)
+    _print_invalid(status.invalid, rerun=False)
     _print_failures(status.failures)
+
+
+def _print_invalid(invalid: dict[str, str], *, rerun: bool, limit: int = 10) -> None:
+    what = "found; their runs were run again" if rerun else \
+        "(their runs count as pending; `sweep run` reruns them)"
+    if invalid:
+        console.print(f"{len(invalid)} invalid run records {what}:", markup=False)
+    for run_id, reason in list(invalid.items())[:limit]:
+        console.print(f"  invalid {run_id}.json: {reason}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
@@ -148,9 +182,9 @@ def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
         axes = ", ".join(f"{k}={v}" for k, v in f.items()
                          if k not in ("run_id", "attempts", "failure"))
         console.print(f"  failed {f['run_id']} ({axes}; {f['attempts']} attempts): "
-                      f"{f['failure']}", markup=False, highlight=False)
+                      f"{f['failure']}", markup=False, highlight=False, soft_wrap=True)
     if len(failures) > limit:
-        console.print(f"  ... and {len(failures) - limit} more (see --json)")
+        console.print(f"  ... and {len(failures) - limit} more (see --json)", markup=False)
 
 
 @sweep_app.command("suggest")

@@ -235,6 +235,33 @@ class InferenceCost:
     fits_memory: Number | None  # 1.0/0.0 (bool for scalars) with a GPU, else None
 
 
+def _llm_flops(s: LLMStack, S: Array, steps: Array) -> tuple[Array, Array, Array, Array]:
+    """``(prefill, decode, full-attention prefill, attention)`` FLOPs of one request (the
+    equations of :func:`inference_cost`)."""
+    f_tok = 2.0 * s.layers * layer_matmul_params(s)
+    f_pair = 4.0 * s.layers * s.q_dim
+    f_head = 2.0 * s.hidden * s.vocab
+    ctx_sum = decode_context(S, steps)
+    prefill = S * f_tok + S * (S + 1.0) / 2.0 * f_pair + f_head
+    decode = steps * (f_tok + f_head) + ctx_sum * f_pair
+    prefill_full = S * f_tok + S * S * f_pair + S * f_head
+    attention = (S * (S + 1.0) / 2.0 + ctx_sum) * f_pair
+    return prefill, decode, prefill_full, attention
+
+
+def _vision_flops(e: EncoderSpec | None, projector: ProjectorSpec | str | None, hidden: Any,
+                  v: Array, n_crops: Array) -> tuple[Any, Any, Any, Any, str]:
+    """``(encoder, encoder with all layers, projector FLOPs, projector params, projector name)``
+    for ``n_crops`` crops; zeros without an encoder."""
+    if e is None:
+        if projector is not None:
+            raise ScalingError("a projector needs an encoder: pass encoder=... as well")
+        return 0.0, 0.0, 0.0, 0.0, "none"
+    proj_f, proj_p, proj_name = _projector(projector, e, hidden, v, n_crops)
+    return (n_crops * encoder_flops(e), n_crops * encoder_flops(e, layers=e.layers), proj_f,
+            proj_p, proj_name)
+
+
 def inference_cost(
     llm: LLMSpec | LLMStack | str,
     *,
@@ -279,31 +306,13 @@ def inference_cost(
     if np.any(S <= 0):
         raise ScalingError("the prompt is empty: visual_tokens + text_tokens must be > 0")
 
-    # ---- LLM FLOPs
-    L, h, qd, kd, W = s.layers, s.hidden, s.q_dim, s.kv_dim, s.vocab
-    f_tok = 2.0 * L * layer_matmul_params(s)
-    f_pair = 4.0 * L * qd
-    f_head = 2.0 * h * W
+    L, kd = s.layers, s.kv_dim
     steps = np.maximum(g - 1.0, 0.0)
-    ctx_sum = decode_context(S, steps)
-    prefill = S * f_tok + S * (S + 1.0) / 2.0 * f_pair + f_head
-    decode = steps * (f_tok + f_head) + ctx_sum * f_pair
-    prefill_full = S * f_tok + S * S * f_pair + S * f_head
-    attention = (S * (S + 1.0) / 2.0 + ctx_sum) * f_pair
-
-    # ---- vision FLOPs
+    prefill, decode, prefill_full, attention = _llm_flops(s, S, steps)
     n_params = llm_params(s)
-    if encoder is not None:
-        e = get_encoder(encoder)
-        enc_f = n_crops * encoder_flops(e)
-        enc_full = n_crops * encoder_flops(e, layers=e.layers)
-        proj_f, proj_p, proj_name = _projector(projector, e, h, v, n_crops)
-        vision_p = encoder_params(e, include_head=False) + proj_p
-    else:
-        if projector is not None:
-            raise ScalingError("a projector needs an encoder: pass encoder=... as well")
-        enc_f = enc_full = proj_f = proj_p = vision_p = 0.0
-        proj_name = "none"
+    e = None if encoder is None else get_encoder(encoder)
+    enc_f, enc_full, proj_f, proj_p, proj_name = _vision_flops(e, projector, s.hidden, v, n_crops)
+    vision_p = 0.0 if e is None else encoder_params(e, include_head=False) + proj_p
     vision = enc_f + proj_f
 
     # ---- memory
@@ -317,7 +326,7 @@ def inference_cost(
         gspec = get_gpu(gpu)
         lat_pre, lat_dec = roofline_latency(
             s, gpu=gspec, dtype=dtype, kv_dtype=kv_dtype, batch=b, prompt_tokens=S,
-            decode_steps=steps, visual_tokens=v, encoder=e if encoder is not None else None,
+            decode_steps=steps, visual_tokens=v, encoder=e,
             crops=n_crops, projector_flops=proj_f, projector_params=proj_p)
         fits = memory <= gspec.memory_bytes
         gpu_name: str | None = gspec.name

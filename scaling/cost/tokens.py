@@ -136,3 +136,69 @@ def anyres_tokens(height: int, width: int, *, encoder: str | EncoderSpec = "clip
     return AnyresTokens(canvas=(ch, cw), grid=(rows, cols), crops=1 + rows * cols,
                         base_tokens=enc.patches, tile_tokens=tile, newline_tokens=lines,
                         visual_tokens=enc.patches + tile + lines)
+
+
+TILINGS = ("auto", "anyres", "native")
+
+
+def parse_image_size(text: str | int) -> tuple[int, int]:
+    """``"672"`` -> (672, 672); ``"1344x672"`` (WIDTH x HEIGHT, as image sizes are written)
+    -> (height 672, width 1344). Returns ``(height, width)``."""
+    raw = str(text).strip().lower().replace("×", "x")
+    parts = raw.split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise ScalingError(f"image size must be PIXELS or WIDTHxHEIGHT (e.g. 672 or 1344x672), "
+                           f"got {text!r}") from None
+    if len(nums) not in (1, 2) or min(nums) < 1:
+        raise ScalingError(f"image size must be PIXELS or WIDTHxHEIGHT with sides >= 1 px "
+                           f"(e.g. 672 or 1344x672), got {text!r}")
+    width, height = (nums[0], nums[0]) if len(nums) == 1 else nums
+    return height, width
+
+
+@dataclass(frozen=True)
+class ImageTokens:
+    """Visual tokens and encoder passes of one request's images (all frames of a video)."""
+
+    visual_tokens: int  # reaching the LLM, all frames
+    crops: int  # encoder passes (at the encoder's input size), all frames
+    frames: int
+    tiling: str  # "anyres" or "native"
+    encoder_image_size: int  # the side the encoder runs at
+    anyres: AnyresTokens | None = None  # per frame, when tiled
+
+
+def image_tokens(encoder: str | EncoderSpec, image_size: str | int | Sequence[int], *,
+                 tiling: str = "auto", frames: int = 1) -> ImageTokens:
+    """Visual tokens of an image (or ``frames`` video frames) of ``image_size``.
+
+    ``tiling``: ``anyres`` places the image on LLaVA-NeXT's best pinpoint canvas and encodes
+    ``1 + rows * cols`` crops at the encoder's input size (:func:`anyres_tokens`); ``native``
+    runs the ViT at the image's own (square) size, ``floor(H/p) * floor(W/p)`` tokens;
+    ``auto`` (default) tiles images larger than the encoder's input and runs smaller ones
+    natively. A video is ``frames`` such images: tokens and crops times ``frames``.
+    """
+    enc = get_encoder(encoder)
+    if tiling not in TILINGS:
+        raise ScalingError(f"tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ScalingError(f"frames must be an integer >= 1, got {frames!r}")
+    if isinstance(image_size, str):
+        h, w = parse_image_size(image_size)
+    else:
+        h, w = _hw(image_size)
+        if h < 1 or w < 1:
+            raise ScalingError(f"image size must be >= 1 px per side, got {h}x{w}")
+    if tiling == "auto":
+        tiling = "anyres" if max(h, w) > enc.image_size else "native"
+    if tiling == "anyres":
+        a = anyres_tokens(h, w, encoder=enc)
+        return ImageTokens(a.visual_tokens * frames, a.crops * frames, frames, "anyres",
+                           enc.image_size, a)
+    if h != w:
+        raise ScalingError(f"native tiling runs the ViT on a square image, got {w}x{h} "
+                           "(WIDTHxHEIGHT); use --tiling anyres for non-square images")
+    v = patch_tokens(h, enc.patch_size)
+    return ImageTokens(v * frames, frames, frames, "native", h)

@@ -57,16 +57,16 @@ class DesignReport:
 
 def read_data(design: Design, output: Path) -> Data:
     """Every grid run with a record: ``(llm_params, Y)`` when ok, None when failed."""
-    records = RunStore(output).load()
+    records, _ = RunStore(output).load()  # an invalid record counts as not run (runner's rule)
     spec, data = design.spec, {}
     for i, run in enumerate(design.runs):
         rec = records.get(run.run_id)
         if rec is None:
             continue
-        if rec["status"] != "ok":
+        if rec.status != "ok":
             data[i] = None
             continue
-        rows = [r for r in rec["rows"]
+        rows = [r for r in rec.rows
                 if all(str(r.get(k)) == str(v) for k, v in spec.where.items())]
         if len(rows) != 1:
             where = f" with {spec.where}" if spec.where else ""
@@ -113,9 +113,10 @@ def execute(sweep: SweepSpec, design: Design, indices: list[int], output: Path, 
         finally:
             getattr(bar, "stop", lambda: None)()
     store = RunStore(output)
-    records = store.load()
-    store.write_table([records[r.run_id] for r in design.runs if r.run_id in records],
-                      axes=sweep.axes.names())
+    with store.locked(wait=True):
+        records, _ = store.load()
+        store.write_table([records[r.run_id] for r in design.runs if r.run_id in records],
+                          axes=sweep.axes.names())
 
 
 def blocks(runs: list[Any]) -> list[tuple[list[Any], list[int], Any]]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, interval, optimal_visual_tokens
-from scaling.planner.menu import Menu, MenuTable, evaluate, optimal_shares, rank
+from scaling.planner.menu import Menu, MenuTable, optimal_shares, price_menu, rank
 from scaling.planner.pricing import DEFAULT_FAMILY
 from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
     Frontier,
@@ -49,6 +49,8 @@ __all__ = ["Choice", "Frontier", "Plan", "frontier", "plan"]
 INF = float("inf")
 #: Sizes and token counts a published law was fitted on (warn when the plan leaves them).
 FIT_RANGES = {PAPER_LAW.label: ((0.5e9, 7e9), (1.0, 576.0))}
+#: Draws used for the spread of per-draw optima and menu shares (percentiles need no more).
+MAX_DRAWS = 4096
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class Choice:
 
     @property
     def predicted_accuracy(self) -> float:
-        return 1.0 - self.predicted_error
+        """``1 - error``, clipped to [0, 1]: a law's prediction beyond the metric's range is
+        an extrapolation, never an answer (the plan warns)."""
+        return min(max(1.0 - self.predicted_error, 0.0), 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -178,7 +182,7 @@ def _optimum_across_draws(s: Setting, budget: float) -> dict[str, Any] | None:
         return None
     V, N = V[ok], N[ok]
     with np.errstate(all="ignore"):
-        Y = np.asarray(s.law.predict_draws(N / 1e9, V), float)
+        Y = np.asarray(s.law.thinned(MAX_DRAWS).predict_draws(N / 1e9, V), float)
     best = np.argmin(np.where(np.isnan(Y), np.inf, Y), axis=1)
     return {"n_draws": int(len(best)), "level": ci_level(s.law),
             "visual_tokens": {"median": float(np.median(V[best])),
@@ -285,15 +289,31 @@ def _why(s: Setting, opt: Choice, *, inverse: bool, discrete: Choice | None = No
 
 def _warnings(s: Setting, choices: Sequence[Choice]) -> list[str]:
     out: list[str] = []
+    ranges = dict(getattr(s.law, "axis_ranges", None) or {})   # law units: N in billions
     fit = FIT_RANGES.get(getattr(s.law, "label", ""))
-    if fit is not None:
-        (n_lo, n_hi), _ = fit
+    if fit is not None and "N" not in ranges:
+        ranges = {"N": tuple(x / 1e9 for x in fit[0]), "V": fit[1]}
+    for axis, what in (("N", "sizes"), ("V", "token counts")):
+        if axis not in ranges:
+            continue
+        lo, hi = ranges[axis]
         for c in choices:
-            if c.llm_params > 2 * n_hi or c.llm_params < n_lo / 2:
-                out.append(f"{format_params(c.llm_params)} params is outside the sizes the law "
-                           f"was fitted on ({format_params(n_lo)}-{format_params(n_hi)}): "
+            value = c.llm_params / 1e9 if axis == "N" else c.visual_tokens
+            if value > hi * (1 + 1e-9) or value < lo * (1 - 1e-9):
+                shown = (format_params(c.llm_params) + " params" if axis == "N"
+                         else f"{c.visual_tokens:.3g} visual tokens")
+                span = (f"{format_params(lo * 1e9)}-{format_params(hi * 1e9)}" if axis == "N"
+                        else f"{lo:g}-{hi:g}")
+                out.append(f"{shown} is outside the {what} the law was fitted on ({span}): "
                            "an extrapolation")
                 break
+    for c in choices:
+        if not 0.0 <= c.predicted_error <= 1.0:
+            out.append(f"the law predicts an error of {c.predicted_error:.4g} at "
+                       f"{format_params(c.llm_params)} params and {c.visual_tokens:.3g} tokens, "
+                       "outside [0, 1]: an extrapolation beyond what the law can say; the "
+                       "accuracy shown is clipped to [0, 1]")
+            break
     gpu = s.pricer.gpu
     if gpu is not None and not np.isfinite(s.limits.max_memory_bytes):
         cap = float(getattr(gpu, "memory_bytes", np.inf))
@@ -321,7 +341,7 @@ def _menu_infeasible(table: MenuTable, budget: float) -> str:
 def _discrete(s: Setting, menu: Menu, budget: float, target_error: float | None,
               target_accuracy: float | None, top: int) -> tuple[Choice, tuple[Choice, ...]]:
     """The best menu configuration and up to ``top`` runners-up, with CIs and P(optimal)."""
-    table = evaluate(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
+    table = price_menu(s.predict, s.pricer, s.limits, menu, budget, target_error=target_error)
     order = rank(table, target_error=target_error)
     if order.size == 0:
         if target_error is not None and table.feasible.any():
@@ -334,8 +354,8 @@ def _discrete(s: Setting, menu: Menu, budget: float, target_error: float | None,
     if s.law.draws is not None and target_error is None:
         ok = np.flatnonzero(table.feasible)
         with np.errstate(all="ignore"):
-            d = np.asarray(s.law.predict_draws(table.llm_params[ok] / 1e9,
-                                               table.visual_tokens[ok]), float)
+            d = np.asarray(s.law.thinned(MAX_DRAWS).predict_draws(
+                table.llm_params[ok] / 1e9, table.visual_tokens[ok]), float)
         shares = dict(zip(ok.tolist(), optimal_shares(d).tolist(), strict=True))
     picked = []
     for i in order[:max(1, top + 1)]:

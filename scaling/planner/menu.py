@@ -113,7 +113,7 @@ def _violations(q: dict[str, np.ndarray], limits: Limits, budget: float) -> np.n
     return out
 
 
-def evaluate(predict: Predict, pricer: Pricer, limits: Limits, menu: Menu, budget: float,
+def price_menu(predict: Predict, pricer: Pricer, limits: Limits, menu: Menu, budget: float,
              *, target_error: float | None = None) -> MenuTable:
     """Price and predict every configuration of ``menu`` at ``budget`` FLOPs."""
     N, V, names = _configurations(predict, pricer, limits, menu, budget, target_error)

@@ -130,7 +130,7 @@ def plan_mix(laws: Mapping[str, Any], mix: str | Mapping[str, float], *, flops: 
     N1, V1 = float(single.llm_params[0]), float(single.visual_tokens[0])
     best = (float(single.predicted_error[0]), N1, np.full(len(tasks), V1))
     best = _grid_search(s, preds, w, C, best)
-    best = _polish(s, expected, w, C, best)
+    best = _slsqp_refine(s, expected, w, C, best)
     Y, N, V = best
 
     def per_task(N, V) -> dict[str, float]:
@@ -194,7 +194,7 @@ def _grid_search(s, preds, w, C, best):
     return best
 
 
-def _polish(s, expected, w, C, best):
+def _slsqp_refine(s, expected, w, C, best):
     """SLSQP in (log N, log V_t); kept only if feasible and better."""
     from scipy.optimize import minimize
 

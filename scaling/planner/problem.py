@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import LAWS, PAPER_LAW
+from scaling.law import PAPER_LAW
 from scaling.planner.pricing import Pricer, make_pricer
 from scaling.planner.solvers import (
     DEFAULT_TOKEN_RANGE,
@@ -60,12 +60,18 @@ def tokens_value(value) -> float:
 def check_law(law) -> Any:
     """``law`` or the paper's published law; anything with ``law``, ``params``, ``predict``."""
     law = PAPER_LAW if law is None else law
-    if getattr(law, "law", None) not in LAWS or not hasattr(law, "predict"):
-        raise ScalingError(f"expected a fitted law (FittedLaw or FitResult) with a form in "
-                           f"{', '.join(LAWS)}, got {type(law).__name__}")
-    missing = [p for p in LAWS[law.law].params if p not in law.params]
+    if not hasattr(law, "predict") or not hasattr(law, "form"):
+        raise ScalingError(f"expected a fitted law (FittedLaw or FitResult), got "
+                           f"{type(law).__name__}")
+    form = law.form
+    missing = [p for p in form.params if p not in law.params]
     if missing:
         raise ScalingError(f"law {law.law!r} is missing parameter(s) {', '.join(missing)}")
+    if set(form.axes) != {"N", "V"}:
+        hint = ("--train-flops C" if set(form.axes) == {"N", "D"} else "--llm MODEL")
+        raise ScalingError(f"law {getattr(law, 'label', '') or law.law!r} is over "
+                           f"{', '.join(form.axes)}; the (LLM size, visual tokens) planner "
+                           f"needs a law over N and V: plan it with {hint}")
     return law
 
 

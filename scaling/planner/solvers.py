@@ -157,11 +157,11 @@ def minimize_log1d(f: Callable[[np.ndarray], np.ndarray], lo, hi, *, n_grid: int
             better = f_ < best_f
             best_x, best_f = np.where(better, x_, best_x), np.where(better, f_, best_f)
     if polish:
-        best_x, best_f = _polish(F, best_x, best_f, np.exp(llo), np.exp(lhi))
-    return np.exp(best_x), best_f
+        best_x, best_f = _bisect_slope(F, best_x, best_f, np.exp(llo), np.exp(lhi))
+    return np.clip(np.exp(best_x), lo, hi), best_f  # exp(log(x)) may overshoot x by 1 ulp
 
 
-def _polish(F, x, fx, lo, hi, *, h: float = 1e-5, width: float = 3e-4, steps: int = 40):
+def _bisect_slope(F, x, fx, lo, hi, *, h: float = 1e-5, width: float = 3e-4, steps: int = 40):
     """Bisection on the sign of the central difference ``F(x+h) - F(x-h)`` near ``x``.
 
     At a smooth minimum this locates ``x`` to ~1e-9 (golden section stops at ~sqrt(eps) of
