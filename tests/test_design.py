@@ -45,6 +45,7 @@ def sweep(**design):
      "tokens, needs 5.1e+10 FLOPs"),
     ({"question": {"flops": "lots"}}, "design.question.flops"),
     ({"law": "cubic"}, "unknown law 'cubic'; choose one of product, additive, loglinear"),
+    ({"law": "chinchilla"}, "a design needs a law of N and V; 'chinchilla'; choose one of"),
     ({"batch": 0}, "design.batch"),
     ({"initial": 40}, "but the grid has only 20 runs"),
     ({"qestion": 1}, "unknown field; allowed: batch, bootstrap"),

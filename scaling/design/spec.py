@@ -106,8 +106,10 @@ class DesignSpec(_Strict):
     @field_validator("law")
     @classmethod
     def _law(cls, value: str) -> str:
-        if value not in LAWS:
-            raise ValueError(f"unknown law {value!r}; choose one of {', '.join(LAWS)}")
+        usable = [name for name, form in LAWS.items() if tuple(form.axes) == ("N", "V")]
+        if value not in usable:
+            what = "unknown law" if value not in LAWS else "a design needs a law of N and V;"
+            raise ValueError(f"{what} {value!r}; choose one of {', '.join(usable)}")
         return value
 
 
