@@ -1,8 +1,10 @@
-"""``scaling sweep run|status``: run a sweep spec (resuming), or show how far it got.
+"""``scaling sweep run|status|suggest``: run a sweep spec (resuming; ``--adaptive`` runs its
+``design:`` block), show how far it got, or suggest the next points to measure.
 
 Exit codes of ``sweep run``: 0 every run of the grid is ok; 1 some runs failed (their reasons
 are printed and in the table's ``failure`` column; rerun to retry them); 2 bad input, or
-another sweep is writing the same output (``--wait`` waits for it); 130 interrupted.
+another sweep is writing the same output (``--wait`` waits for it); 130 interrupted. With
+``--adaptive`` failed runs do not stop the design (exit 0 when it stops normally).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def run_command(
     address: str | None = typer.Option(None, "--address", help="Dask scheduler HOST:PORT "
                                        "(implies --executor dask); else a LocalCluster."),
     workers: int | None = typer.Option(None, "--workers", "-w", help="Parallel runs."),
+    adaptive: bool = typer.Option(False, "--adaptive", help="Run the spec's design: block: "
+                                  "a space-filling start, then rounds of suggest + run until "
+                                  "the answer's CI reaches the target or max_runs."),
     wait: bool = typer.Option(False, "--wait", help="If another sweep is writing the same "
                               "output, wait for it to finish (else exit 2 naming it)."),
     json_out: bool = JSON_OPT,
@@ -88,6 +93,10 @@ def run_command(
     from scaling.sweep import load_spec, run_sweep
 
     sweep = load_spec(spec)
+    if adaptive:
+        _run_adaptive(sweep, str(spec), output=output, executor=executor, address=address,
+                      workers=workers, json_out=json_out)
+        return
     bar = None if json_out else _Bar()
 
     def waiting(holder: str) -> None:
@@ -131,11 +140,15 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     """Show SPEC's runs done / failed / pending."""
     from rich.table import Table
 
+    from scaling.design.sweeps import design_status
+    from scaling.files import to_jsonable
     from scaling.sweep import load_spec, sweep_status
 
-    status = sweep_status(load_spec(spec), output=output)
+    sweep = load_spec(spec)
+    status = sweep_status(sweep, output=output)
+    design = design_status(sweep, output=output)
     if json_out:
-        print_json(status)
+        print_json({**to_jsonable(status), "design": design})
         return
     table = Table(title=escape(f"{status.name}: {status.output}"))
     for col in ("total", "ok", "failed", "pending", "rows"):
@@ -143,6 +156,8 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     table.add_row(*(str(getattr(status, c)) for c in ("total", "ok", "failed", "pending",
                                                      "rows")))
     console.print(table)
+    if design is not None:
+        _print_design_status(design)
     if status.running:
         console.print(f"a sweep is writing this output now ({status.running})", markup=False)
     if status.orphaned:
@@ -170,3 +185,94 @@ def _print_failures(failures: list[dict[str, Any]], *, limit: int = 10) -> None:
                       f"{f['failure']}", markup=False, highlight=False, soft_wrap=True)
     if len(failures) > limit:
         console.print(f"  ... and {len(failures) - limit} more (see --json)", markup=False)
+
+
+@sweep_app.command("suggest")
+@guarded
+def suggest_command(
+    spec: Path = SPEC_ARG,
+    k: int | None = typer.Option(None, "--k", "-k", help="How many points (default: the "
+                                 "design's batch, or its initial design before any run)."),
+    output: str | None = OUTPUT_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Rank SPEC's unmeasured grid points by how much they would pin down its design's answer
+    per unit run_cost (the spec needs a design: block)."""
+    from scaling.design.sweeps import suggest
+    from scaling.sweep import load_spec
+
+    result = suggest(load_spec(spec), output=output, k=k, source=str(spec))
+    if json_out:
+        print_json(result.points)
+        return
+    head = ("next points (by the criterion, then by coverage):" if result.kind == "criterion"
+            else "space-filling points (too few runs to fit the law yet):")
+    console.print(f"{result.measured} runs measured; {head}", soft_wrap=True)
+    if result.answer is not None:
+        console.print(f"current answer: {_answer_line(result.answer)}",
+                      soft_wrap=True)
+    for p in result.points:
+        console.print(f"  {p['label']}  score {p['score']:.3g}  run_id {p['run_id']}: "
+                      f"{p['why']}", soft_wrap=True)
+
+
+def _run_adaptive(sweep: Any, source: str, *, output: str | None, executor: str | None,
+                  address: str | None, workers: int | None, json_out: bool) -> None:
+    from scaling.design.sweeps import run_adaptive
+
+    def on_round(r: Any, design: Any) -> None:
+        if json_out:
+            return
+        points = ", ".join(design.labels[p.index] for p in r.picks)
+        failed = f" ({len(r.failed)} failed)" if r.failed else ""
+        share = r.cost_used / float(design.cost.sum())
+        answer = "law not fitted yet" if r.answer is None else _answer_line(r.answer.to_dict())
+        err_console.print(f"round {r.index} ({r.kind}): {points}{failed}; {r.runs_used} runs, "
+                          f"{100 * share:.0f}% of the grid's cost; {answer}",
+                          soft_wrap=True)
+
+    try:
+        report = run_adaptive(sweep, output=output, executor=executor, address=address,
+                              workers=workers, on_round=on_round, source=source,
+                              progress=None if json_out else _Bar)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished runs and rounds are saved; rerun the same "
+                          "command to resume", soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    if json_out:
+        print_json(report)
+        return
+    if report.resumed_at is not None:
+        console.print(f"resumed at round {report.resumed_at}", soft_wrap=True)
+    console.print(f"{report.name}: stopped after {report.rounds} rounds, {report.runs_used} of "
+                  f"{report.grid_runs} runs ({100 * report.cost_fraction:.0f}% of the grid's "
+                  f"cost): {report.stopped}", soft_wrap=True)
+    if report.answer is not None:
+        console.print(f"answer: {_answer_line(report.answer)}", soft_wrap=True)
+    console.print(f"table: {report.output}; design log: {report.log}",
+                  soft_wrap=True)
+
+
+def _answer_line(a: dict[str, Any]) -> str:
+    from scaling.units import format_params
+
+    c, o, ci = a["choice"], a["optimum"], a.get("ci") or {}
+    share = "" if c.get("p_choice") is None else f" (chosen by {100 * c['p_choice']:.0f}% " \
+        "of bootstrap fits)"
+    v_ci = ci.get("visual_tokens")
+    interval = "" if not v_ci else f" [{v_ci[0]:.3g}, {v_ci[1]:.3g}]"
+    width = a.get("rel_width")
+    rel = "" if width is None else f"; relative CI width {width:.2g}"
+    return (f"{format_params(c['llm_params'])} with {c['visual_tokens']:g} visual tokens{share}; "
+            f"V* = {o['visual_tokens']:.3g}{interval}, N* = {format_params(o['llm_params'])}"
+            f"{rel}")
+
+
+def _print_design_status(design: dict[str, Any]) -> None:
+    console.print(f"design: {design['rounds']} rounds, {design['runs_used']} runs "
+                  f"({100 * design['cost_fraction']:.0f}% of the grid's cost)"
+                  + (f", stopped: {design['stopped']}" if design["stopped"] else ""),
+                  soft_wrap=True)
+    if design["answer"] is not None:
+        console.print(f"current answer: {_answer_line(design['answer'])}",
+                      soft_wrap=True)

@@ -24,6 +24,7 @@ stops with exit code 2, naming the field and the allowed names. The shape::
     retries: 1                         # extra attempts for a failed run (per invocation)
     timeout_s: 600                     # per attempt; null = no limit
     output: results/toyvlm_quick.csv   # .csv or .parquet; --output overrides
+    design: {...}                      # optional: adaptive sweeps (scaling.design validates it)
 
 ``llm`` entries are a catalog name (``qwen1.5-7b``: exact cost from the architecture), a size
 (``0.5B``: paper cost only), or a mapping ``{name, params, arch, path}`` for custom checkpoints:
@@ -247,6 +248,9 @@ class SweepSpec(_Strict):
     retries: int = Field(1, ge=0)
     timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     output: str | None = None
+    design: dict[str, Any] | None = Field(
+        None, description="adaptive-design settings, validated by scaling.design (which this "
+        "package does not import: sweep stays below the planner)")
 
     @model_validator(mode="after")
     def _templates(self) -> SweepSpec:
