@@ -2,9 +2,10 @@
 
 A fenced block whose lines start with ``$ `` is a transcript: each ``$`` command runs (in a
 scratch copy of ``sweeps/``, ``results/`` and ``tests/data/``, 100 columns wide) and its
-output must match the lines below it, where a line ``...`` stands for any number of lines. Every other ``scaling ...``
-line of a plain command block must run with exit code 0, except the few listed in
-``TOO_LONG`` (each with its reason), which take minutes or a cluster and are run elsewhere.
+output must match the lines below it, where a line ``...`` stands for any number of lines.
+Every other ``scaling ...`` line of a plain command block must run with exit code 0, except the
+few listed in ``TOO_LONG`` (each with its reason), which take minutes or a cluster and are run
+elsewhere.
 """
 
 from __future__ import annotations
