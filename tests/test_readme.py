@@ -27,7 +27,7 @@ TOO_LONG = {
     "scaling sweep run sweeps/toyvlm.yaml": "the full toy study, ~30 min on 2 cores",
     "scaling sweep run sweeps/toyvlm_quick.yaml --executor dask --address tcp://scheduler:8786":
         "needs a Dask scheduler",
-    "scaling sweep run sweeps/toyvlm_adaptive.yaml --adaptive": "trains the toy VLM adaptively",
+    "scaling sweep run sweeps/toyvlm_adaptive.yaml --adaptive": "trains the toy VLM, ~15 min",
 }
 
 
