@@ -4,7 +4,7 @@ Every figure is drawn from a fitted law (a :class:`scaling.law.FittedLaw` or
 :class:`scaling.fit.FitResult`, ``None`` for the paper's published law, or a ``{group: law}``
 mapping for laws fitted with ``--group-by``: one panel per group) and, optionally, measured
 sweep points. Costs, optima and frontiers are never recomputed here: costs come from the
-planner's pricer (:func:`scaling.frontier.setting`), optima from :func:`scaling.plan.plan` and
+planner's pricer (:func:`scaling.planner.problem.setting`), optima from :func:`scaling.plan` and
 frontiers from :func:`scaling.plan.frontier`, so what a figure marks is what ``scaling plan``
 answers, under the same cost model (``paper``: ``C = 2 N (Q + V)``; ``exact``: the
 architecture's cost).
@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.files import atomic_write
+from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 from scaling.units import format_params, format_quantity
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -50,8 +52,7 @@ FRONTIER_COLOR = "#000000"
 
 #: Sizes drawn without data (the paper's Qwen1.5 sizes, in parameters) and token range.
 DEFAULT_SIZES = (0.5e9, 1.8e9, 4e9, 7e9, 14e9)
-DEFAULT_TOKEN_RANGE = (1.0, 576.0)
-#: Options of :func:`scaling.frontier.setting` that the figures pass on to the planner.
+#: Options of :func:`scaling.planner.problem.setting` that the figures pass on to the planner.
 PLAN_OPTIONS = ("gen_tokens", "family", "encoder", "gpu", "batch", "dtype", "max_memory_gb",
                 "max_latency_ms", "llm_range", "token_range", "law_size", "method")
 
@@ -93,6 +94,7 @@ class Measured:
     group: np.ndarray | None = None
     holdout: np.ndarray | None = None
     metric: str = "error"
+    axes: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def select(self, group: str | None) -> Measured:
         """The rows of ``group`` (all rows when ``group`` is None or no groups are known)."""
@@ -101,17 +103,19 @@ class Measured:
         keep = self.group == group
         return Measured(self.llm_params[keep], self.visual_tokens[keep], self.error[keep],
                         self.group[keep], None if self.holdout is None else self.holdout[keep],
-                        self.metric)
+                        self.metric, {a: v[keep] for a, v in self.axes.items()})
 
     @classmethod
     def from_sweep(cls, data: Any, *, holdout_sizes: Sequence[float] = ()) -> Measured:
-        """From a :class:`scaling.data.SweepData`; rows of ``holdout_sizes`` are hold-outs."""
-        n = np.asarray(data.llm_params, float)
+        """From a :class:`scaling.fit.table.SweepData`; rows of ``holdout_sizes`` are hold-outs."""
+        nan = np.full(data.n_points, np.nan)
+        n = np.asarray(data.llm_params, float) if "N" in data.axes else nan
         held = np.zeros(n.size, bool)
         for size in holdout_sizes:
             held |= np.isclose(n, float(size), rtol=1e-6)
-        return cls(n, np.asarray(data.visual_tokens, float), np.asarray(data.y, float),
-                   data.group, held, data.metric)
+        v = np.asarray(data.visual_tokens, float) if "V" in data.axes else nan
+        return cls(n, v, np.asarray(data.y, float), data.group, held, data.metric,
+                   dict(data.axes))
 
     @property
     def is_holdout(self) -> np.ndarray:
@@ -273,6 +277,10 @@ def _new_figure(nrows: int, ncols: int, *, width: float | None, height: float | 
     return fig, axes
 
 
+MIN_DPI, MAX_DPI = 10, 1200
+MAX_PIXELS = 200e6  # a figure larger than this is a mistake (and gigabytes of memory)
+
+
 def check_output(path: str | Path) -> str:
     """The format of ``path`` (png, svg or pdf); raises a :class:`ScalingError` otherwise."""
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -291,21 +299,51 @@ def save_figure(figure: Any, path: str | Path, *, dpi: float = 150) -> str:
     so identical inputs give identical bytes.
     """
     fmt = check_output(path)
-    if not (dpi and dpi > 0):
-        raise ScalingError(f"--dpi must be positive, got {dpi}")
+    if not (dpi and MIN_DPI <= dpi <= MAX_DPI):
+        raise ScalingError(f"--dpi must be between {MIN_DPI} and {MAX_DPI}, got {dpi}")
+    pixels = dpi * dpi * figure.get_figwidth() * figure.get_figheight()
+    if pixels > MAX_PIXELS:
+        raise ScalingError(f"a {figure.get_figwidth():g}x{figure.get_figheight():g} in figure at "
+                           f"{dpi:g} dpi would be {pixels / 1e6:.0f} megapixels (at most "
+                           f"{MAX_PIXELS / 1e6:.0f}); lower --dpi or the size")
     with _style():
-        figure.savefig(path, format=fmt, dpi=dpi, metadata=METADATA[fmt])
+        atomic_write(path, lambda fh: figure.savefig(fh, format=fmt, dpi=dpi,
+                                                     metadata=METADATA[fmt]))
     return str(path)
 
 
+def _drawn(handle: Any) -> bool:
+    """Whether a legend handle shows anything: a line or a marker with finite data (legend-only
+    proxies carry a gid ending in ``legend``)."""
+    if str(getattr(handle, "get_gid", lambda: None)() or "").endswith("legend"):
+        return True
+    if hasattr(handle, "get_xydata"):
+        xy = np.asarray(handle.get_xydata(), float)
+        return bool(np.isfinite(xy).all(axis=-1).any()) if xy.size else False
+    if hasattr(handle, "get_offsets"):
+        xy = np.asarray(handle.get_offsets(), float)
+        return bool(np.isfinite(xy).all(axis=-1).any()) if xy.size else False
+    return True
+
+
 def _legend_outside(fig: Any, axes: Sequence[Any]) -> None:
-    """One legend right of the panels (outside the data), labels deduplicated."""
+    """One legend right of the panels (outside the data), labels deduplicated; an entry is
+    listed only if some panel draws it."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
+            if _drawn(handle):
+                seen.setdefault(label, handle)
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="outside right upper", frameon=False)
+
+
+def _suptitle(fig: Any, text: str) -> None:
+    """A figure title wrapped to the figure's width (a long law label is never clipped)."""
+    import textwrap
+
+    width = max(30, int((fig.get_figwidth() - 2.6) * 12))  # the legend column stays free
+    fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=10, x=0.01, ha="left")
 
 
 # --------------------------------------------------------------------------- labels
@@ -344,7 +382,9 @@ def _law_label(law: Any) -> str:
 
 
 def _panel_title(law: Any, group: str | None, extra: str = "") -> str:
-    head = f"{group}: {_law_label(law)}" if group is not None else _law_label(law)
+    label = _law_label(law)
+    named = group is None or label == group or label.endswith(f"[{group}]")
+    head = label if named else f"{group}: {label}"
     return " · ".join(p for p in (head, extra) if p)
 
 
@@ -367,8 +407,8 @@ def _plan_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _setting(law: Any, cost: str, text_tokens: float, options: Mapping[str, Any]) -> Any:
-    """The planner's :class:`scaling.frontier.Setting` (pricer + limits) for one panel."""
-    from scaling.frontier import setting
+    """The planner's :class:`scaling.planner.problem.Setting` (pricer + limits) for one panel."""
+    from scaling.planner.problem import setting
 
     opts = {k: v for k, v in options.items() if k != "method"}
     return setting(law, text_tokens=text_tokens, cost=cost, **opts)
@@ -376,14 +416,14 @@ def _setting(law: Any, cost: str, text_tokens: float, options: Mapping[str, Any]
 
 def _plan(law: Any, budget: float, cost: str, text_tokens: float,
           options: Mapping[str, Any]) -> Any:
-    from scaling.plan import plan
+    from scaling.planner.answer import plan
 
     return plan(law, flops=budget, cost=cost, text_tokens=text_tokens, **options)
 
 
 def _frontier(law: Any, budgets: np.ndarray, cost: str, text_tokens: float,
               options: Mapping[str, Any]) -> Any:
-    from scaling.plan import frontier
+    from scaling.planner.answer import frontier
 
     return frontier(law, budgets, cost=cost, text_tokens=text_tokens, **options)
 
@@ -456,9 +496,10 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
     Each curve sweeps ``V`` over ``token_range`` at a fixed size ``N``: ``(C(N, V, Q),
     Y(N, V))`` with ``C`` the planner's cost model. The dashed frontier is
     :func:`scaling.plan.frontier` over the panel's FLOPs range; with ``budget`` the star is
-    :func:`scaling.plan.plan`'s ``optimum`` at that budget, drawn at ``(optimum.flops,
+    :func:`scaling.plan`'s ``optimum`` at that budget, drawn at ``(optimum.flops,
     optimum.predicted_error)``.
     """
+    _require_nv(laws, "frontier")
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
@@ -517,7 +558,7 @@ def frontier_figure(laws: Any = None, *, measured: Measured | None = None,
                                 (px, py), (fx, fy), optima, marks, group, float(text_tokens)))
         _legend_outside(fig, axes[0])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("frontier", fig, tuple(panels), cost, (float(text_tokens),),
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
@@ -532,14 +573,15 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
     """Predicted error against visual tokens at fixed budgets, the planner's ``V*`` marked.
 
     Along an iso-FLOP curve the budget fixes the size: ``N(V)`` is the planner's largest
-    feasible size at ``V`` (:func:`scaling.optimum.llm_cap`; paper cost, no limits:
+    feasible size at ``V`` (:func:`scaling.planner.solvers.llm_cap`; paper cost, no limits:
     ``N(V) = C / (2 (Q + V))``), so ``Y(V) = Y(N(V), V)``; where ``N(V)`` would fall below the
-    planner's ``llm_range`` nothing is drawn. The star is :func:`scaling.plan.plan`'s
+    planner's ``llm_range`` nothing is drawn. The star is :func:`scaling.plan`'s
     optimum (for the product law under the paper cost ``V* = beta Q / (alpha - beta)``).
     One column per text-token count ``Q``, one row per group. Default budgets: round values
     inside the cost range of the sizes x tokens grid, common to every column.
     """
-    from scaling.optimum import llm_cap
+    _require_nv(laws, "isoflop")
+    from scaling.planner.solvers import llm_cap
 
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
@@ -577,11 +619,15 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                     my = offset + sign * float(best.predicted_error)
                     _star(ax, vstar, my, gid=f"optimum-{k}-{i}", label=None, color=color,
                           edge=FRONTIER_COLOR)
-                    ax.annotate(f"V* = {vstar:.3g}, N = {format_params(best.llm_params)}",
-                                (vstar, my), xytext=(8, 0), textcoords="offset points",
-                                fontsize=7, va="center", zorder=7,
-                                bbox={"boxstyle": "round,pad=0.15", "fc": "white",
-                                      "ec": "none", "alpha": 0.85})
+                    # an inner minimum: under the star (the curve is convex there, so the
+                    # label is off it); at an end of the token range: beside the star
+                    edge = vstar <= tlo * 1.001 or vstar >= thi * 0.999
+                    ax.annotate(f"V*={vstar:.3g}", (vstar, my),
+                                xytext=((-8 if vstar >= thi * 0.999 else 8) if edge else 0,
+                                        0 if edge else -9),
+                                textcoords="offset points", fontsize=6.5, color=color,
+                                ha=("right" if vstar >= thi * 0.999 else "left") if edge
+                                else "center", va="center" if edge else "top", zorder=7)
                     curves[label] = (v, y)
                     optima.append(best)
                     marks.append((vstar, my))
@@ -595,8 +641,8 @@ def isoflop_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
         _star(axes[0][-1], np.nan, np.nan, gid="optimum-legend", color="#FFFFFF",
               edge=FRONTIER_COLOR, label="planner optimum V* (per budget)")
         _legend_outside(fig, [a for r in axes for a in r])
-        fig.suptitle(title or f"{_law_label(next(iter(groups.values())))}: iso-FLOP curves "
-                     f"({_cost_name(settings[0])})")
+        _suptitle(fig, title or f"{_law_label(next(iter(groups.values())))}: iso-FLOP curves "
+                  f"({_cost_name(settings[0])})")
     return PlotResult("isoflop", fig, tuple(panels), cost, qs,
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
 
@@ -611,8 +657,9 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
 
     Contours are the planner's cost ``C(N, V, Q)`` at round budgets; the path is
     :func:`scaling.plan.frontier`'s ``(N*, V*)`` over the budgets the panel spans; with
-    ``budget`` the star is :func:`scaling.plan.plan`'s optimum at ``(N*, V*)``.
+    ``budget`` the star is :func:`scaling.plan`'s optimum at ``(N*, V*)``.
     """
+    _require_nv(laws, "heatmap")
     groups = as_law_groups(laws)
     options = _plan_options(plan_options)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
@@ -639,13 +686,20 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
             levels = round_budgets(float(c.min()), float(c.max()), most=6)
             contours = ax.contour(n / 1e9, v, c, levels=levels, colors="white",
                                   linewidths=0.8, linestyles="-")
-            ax.clabel(contours, fmt=_flops_label, fontsize=6)
+            from matplotlib import patheffects
+
+            labels = ax.clabel(contours, fmt=_flops_label, fontsize=7, inline_spacing=4)
+            for text in labels:
+                text.set_path_effects([patheffects.withStroke(linewidth=2, foreground="black")])
             front = _frontier(law, np.geomspace(c.min(), c.max(), 96), cost, text_tokens,
                               options)
             ok = np.asarray(front.feasible, bool)
             fn = np.asarray(front.llm_params, float)[ok] / 1e9
             fv = np.asarray(front.visual_tokens, float)[ok]
-            ax.plot(fn, fv, color=FRONTIER_COLOR, lw=1.8, ls="--",
+            # on a white halo above the mesh; the V axis starts a little below the token
+            # range so that a path along its lower end (Q = 0: V = 1) stays visible
+            ax.plot(fn, fv, color="#FFFFFF", lw=4.0, zorder=5)
+            ax.plot(fn, fv, color=FRONTIER_COLOR, lw=1.8, ls="--", zorder=6,
                     label="optimal path (planner)", gid=f"frontier-{k}")
             optima, marks = (), ()
             if budget is not None:
@@ -665,7 +719,7 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(nlo / 1e9, nhi / 1e9)
-            ax.set_ylim(tlo, thi)
+            ax.set_ylim(tlo / 1.3, thi * 1.3)
             ax.grid(False)
             ax.set_xlabel("LLM parameters N (billions)\n"
                           f"white: iso-FLOP budgets, {_cost_name(s)}, Q = {text_tokens:g}")
@@ -675,9 +729,140 @@ def heatmap_figure(laws: Any = None, *, measured: Measured | None = None, cost: 
                                 (px, py), (fn, fv), optima, marks, group, float(text_tokens)))
         _legend_outside(fig, axes[0])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("heatmap", fig, tuple(panels), cost, (float(text_tokens),),
                       _law_label(next(iter(groups.values()))), warnings=tuple(warnings))
+
+
+def _law_axes(groups: Mapping[Any, Any]) -> tuple[str, ...]:
+    axes = {tuple(sorted(getattr(law, "axis_names", ("N", "V")))) for law in groups.values()}
+    if len(axes) != 1:
+        raise ScalingError("the laws of a grouped file have different axes; plot one group "
+                           "with --group NAME")
+    return axes.pop()
+
+
+def _require_nv(laws: Any, kind: str) -> None:
+    axes = _law_axes(as_law_groups(laws))
+    if axes != ("N", "V"):
+        raise ScalingError(f"plot {kind} needs a law over N (LLM size) and V (visual tokens); "
+                           f"this law is over {', '.join(axes)}: use `scaling plot fit` (with "
+                           "--data), or `scaling plan` for its answers")
+
+
+def _knee(law: Any, values: Mapping[str, np.ndarray], axis: str, grid: np.ndarray,
+          min_gain: float) -> float | None:
+    """The smallest ``x`` on ``grid`` whose doubling lowers the error by < ``min_gain``."""
+    y = np.asarray(law.evaluate({**values, axis: grid}), float)
+    y2 = np.asarray(law.evaluate({**values, axis: 2 * grid}), float)
+    flat = np.flatnonzero((y - y2 < min_gain) & (2 * grid <= grid[-1]))
+    return float(grid[flat[0]]) if flat.size else None
+
+
+def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: bool = False,
+                    min_gain: float = 0.005, title: str | None = None,
+                    width: float | None = None, height: float | None = None) -> PlotResult:
+    """Measured points and a law over any axes, against its token (or last) axis.
+
+    One-axis laws (``tokens``: error against ``V``): one panel per group, the knee marked
+    (the smallest ``V`` whose next doubling gains less than ``min_gain``). Two-axis laws
+    other than (N, V), e.g. ``chinchilla`` over (N, D): one curve per value of the first axis.
+    Three-axis laws: one panel per value of the axis that is neither on the x axis nor the
+    curve label. Residuals are summarised in each panel's title (RMSE).
+    """
+    axes = _law_axes(groups)
+    x_axis = next((a for a in ("V", "D") if a in axes), axes[-1])
+    rest = [a for a in axes if a != x_axis]
+    series = "N" if "N" in rest else (rest[0] if rest else None)
+    split = next((a for a in rest if a != series), None)
+    sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
+    jobs = []
+    for group, law in groups.items():
+        pts = measured.select(group)
+        if len(pts) == 0:
+            raise ScalingError(f"no measured points for group {group!r} in --data")
+        for a in axes:
+            if a not in pts.axes:
+                raise ScalingError(f"--data has no axis {a} for this law; it binds "
+                                   f"{', '.join(pts.axes)}")
+        values = np.unique(pts.axes[split]) if split else [None]
+        jobs += [(group, law, pts, v) for v in values]
+    ncols = min(len(jobs), 4)
+    nrows = -(-len(jobs) // ncols)
+    panels = []
+    with _style():
+        fig, ax_grid = _new_figure(nrows, ncols, width=width, height=height)
+        flat = [ax_grid[r][c] for r in range(nrows) for c in range(ncols)]
+        for ax in flat[len(jobs):]:
+            ax.set_visible(False)
+        for k, (group, law, pts, split_value) in enumerate(jobs):
+            ax = flat[k]
+            keep = np.ones(len(pts), bool) if split is None else pts.axes[split] == split_value
+            x_pts = pts.axes[x_axis][keep]
+            low = min(x_pts.min() / 2, 1.0) if x_axis == "V" else x_pts.min() / 2
+            grid = np.geomspace(max(low, 1e-300), x_pts.max() * 4, 200)
+            levels = np.unique(pts.axes[series][keep]) if series else np.array([np.nan])
+            bins = ([levels[i:i + 1] for i in range(levels.size)] if levels.size <= 7
+                    else np.array_split(levels, 6))      # many sizes: 6 log-quantile bins
+            curves, resid, marked = {}, [], []
+            for i, members in enumerate(bins):
+                level = float(np.exp(np.mean(np.log(members)))) if series else None
+                color = OKABE_ITO[i % len(OKABE_ITO)]
+                sel = keep & np.isin(pts.axes[series], members) if series else keep
+                fixed = {} if series is None else {series: np.full(grid.size, level)}
+                if split:
+                    fixed[split] = np.full(grid.size, split_value)
+                pred_y = np.asarray(law.evaluate({**fixed, x_axis: grid}), float)
+                if pts.metric.startswith("1 - "):  # outside [0, 1] is no prediction at all
+                    pred_y = np.where((pred_y >= 0) & (pred_y <= 1), pred_y, np.nan)
+                y = offset + sign * pred_y
+                name = "law"
+                if series:
+                    def fmt(x: float) -> str:
+                        return format_params(x * 1e9) if series == "N" else f"{x:.3g}"
+                    name = (f"{series} = {fmt(level)}" if members.size == 1 else
+                            f"{series} {fmt(members[0])}-{fmt(members[-1])}")
+                ax.plot(grid, y, color=color, lw=1.5, label=f"{name} (law)" if series else
+                        "law", gid=f"curve-{k}-{i}")
+                obs = pts.error[sel]
+                at = {a: pts.axes[a][sel] for a in axes}
+                pred = np.asarray(law.evaluate(at), float)
+                resid.append(obs - pred)
+                ax.scatter(pts.axes[x_axis][sel], offset + sign * obs, s=22, color=color,
+                           marker=MARKERS[i % len(MARKERS)], zorder=3, gid=f"points-{k}-{i}",
+                           label="measured (markers)" if i == 0 else None)
+                curves[f"{name} (law)" if series else "law"] = (grid, y)
+                if x_axis == "V" and series is None:
+                    knee = _knee(law, fixed, x_axis, np.arange(1.0, grid[-1] + 1), min_gain)
+                    if knee is not None:
+                        ky = offset + sign * float(law.evaluate({**{a: np.array([v[0]]) for a, v
+                                                                    in fixed.items()},
+                                                                 x_axis: np.array([knee])})[0])
+                        marked.append(ky)
+                        _star(ax, knee, ky, gid=f"knee-{k}", label=f"knee: V = {knee:g} (next "
+                              f"doubling gains < {min_gain:g})", color=OKABE_ITO[3])
+                        ax.annotate(f"V = {knee:g}", (knee, ky), textcoords="offset points",
+                                    xytext=(6, 8), fontsize=8)
+            shown_y = np.concatenate([offset + sign * pts.error[keep], marked])
+            span = max(float(np.ptp(shown_y)), 0.02 * float(np.abs(shown_y).max()), 1e-6)
+            ax.set_ylim(float(shown_y.min()) - 0.6 * span, float(shown_y.max()) + 0.6 * span)
+            ax.set_xscale("log")
+            ax.set_xlabel({"V": "visual tokens per image V", "D": "training tokens D",
+                           "N": "LLM parameters N (billions)"}.get(x_axis, x_axis))
+            ax.set_ylabel(_error_label(accuracy, pts.metric, what="measured and predicted"))
+            rmse = float(np.sqrt(np.mean(np.concatenate(resid) ** 2)))
+            extra = f"{split} = {split_value:g}" if split else ""
+            head = (_panel_title(law, group, extra) if _law_label(law) != group else
+                    " · ".join(p for p in (str(group), extra) if p))
+            ax.set_title(f"{head}\nRMSE {rmse:.3g}", fontsize=9)
+            ax.legend(fontsize=7, loc="best")
+            panels.append(Panel(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), curves,
+                                (pts.axes[x_axis][keep], offset + sign * pts.error[keep]),
+                                group=group))
+        if title:
+            fig.suptitle(title)
+    return PlotResult("fit", fig, tuple(panels), "n/a", (),
+                      _law_label(next(iter(groups.values()))))
 
 
 def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: bool = False,
@@ -692,6 +877,9 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
     if measured is None or len(measured) == 0:
         raise ScalingError("plot fit needs measured points: pass --data SWEEP.csv")
     groups = as_law_groups(laws)
+    if _law_axes(groups) != ("N", "V"):
+        return axes_fit_figure(groups, measured=measured, accuracy=accuracy, title=title,
+                               width=width, height=height)
     sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
     panels = []
     with _style():
@@ -737,9 +925,101 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
                                 (px, py), group=group))
         _legend_outside(fig, [axes[0][c] for c in range(len(groups))])
         if title:
-            fig.suptitle(title)
+            _suptitle(fig, title)
     return PlotResult("fit", fig, tuple(panels), "n/a", (),
                       _law_label(next(iter(groups.values()))))
+
+
+def serving_frontier_figure(laws: Any = None, *, gpu: str = "h100", family: str = "qwen2.5",
+                            text_tokens: float = 50, gen_tokens: Sequence[float] = (1, 128, 1024),
+                            encoder: str = "clip-vit-l-14-336", budget: float | None = None,
+                            accuracy: bool = False, title: str | None = None,
+                            width: float | None = None, height: float | None = None,
+                            **_: Any) -> PlotResult:
+    """Predicted error against GPU-seconds per request under continuous batching, one panel per
+    generation length ``G``: each family member's curve sweeps ``V`` (cheapest tensor-parallel
+    set-up, :func:`scaling.planner.serving.price_menu`); the dashed line is the serving frontier
+    (best error within each GPU-time budget), the dotted one the FLOP planner's frontier at the
+    same spend (the budget bought as FLOPs at the GPU's peak, priced by exact FLOPs). With
+    ``budget`` (GPU-seconds) the stars are both planners' picks there."""
+    from scaling.cost.hardware import get_gpu
+    from scaling.planner.serving import plan_serving, price_menu
+
+    law = next(iter(as_law_groups(laws).values()))
+    peak = get_gpu(gpu).peak_flops("bf16")
+    V = np.unique(np.round(np.geomspace(1, 576, 24)))
+    sign, offset = (-1.0, 1.0) if accuracy else (1.0, 0.0)
+    panels, warnings = [], []
+    with _style():
+        fig, axes = _new_figure(1, len(gen_tokens), width=width or 4.2 * len(gen_tokens) + 2.6,
+                                height=height or 3.8, sharey=True)
+        for k, (ax, g) in enumerate(zip(axes[0], gen_tokens, strict=True)):
+            p = price_menu(family, V, gpu=gpu, text_tokens=text_tokens, gen_tokens=g,
+                           encoder=encoder)
+            gs = np.min(p["gpu_seconds"].reshape(*p["gpu_seconds"].shape[:2], -1), axis=2)
+            err = np.asarray(law.predict(p["law_params"][:, None] / 1e9, V[None, :]), float)
+            curves = {}
+            for i, name in enumerate(p["names"]):
+                ok = np.isfinite(gs[i])
+                if not ok.any():
+                    continue
+                x, y = gs[i][ok], offset + sign * err[i][ok]
+                ax.plot(x, y, color=OKABE_ITO[i % len(OKABE_ITO)], lw=1.4, label=str(name),
+                        gid=f"curve-{k}-{i}")
+                curves[str(name)] = (x, y)
+            ok = np.isfinite(gs)
+            grid = np.geomspace(gs[ok].min(), gs[ok].max(), 200)
+            best = np.array([err[ok][gs[ok] <= b].min() for b in grid])
+            flop_best = np.array([np.min(np.where(p["flops"] <= b * peak, err, np.inf))
+                                  for b in grid])
+            fx, fy = grid, offset + sign * best
+            ax.plot(fx, fy, color="black", ls="--", lw=1.2, label="serving frontier",
+                    gid=f"frontier-{k}")
+            shown = np.isfinite(flop_best)
+            ax.plot(grid[shown], offset + sign * flop_best[shown], color="#555555", ls=":",
+                    lw=1.6, label="FLOP frontier at the same spend", gid=f"flop-frontier-{k}")
+            optima, marks = (), ()
+            if budget is not None:
+                try:
+                    ans = plan_serving(law, gpu=gpu, family=family, text_tokens=text_tokens,
+                                       gen_tokens=g, tokens=V, encoder=encoder,
+                                       gpu_seconds=budget)
+                except ScalingError as exc:
+                    warnings.append(f"G = {g:g}: {exc}")
+                else:
+                    c, f = ans.choice, ans.flop_optimum
+                    same = (c.llm, c.visual_tokens) == (f.llm, f.visual_tokens)
+                    for who, ch, colour, ms, dx, ha in (
+                            ("FLOP", f, "#9a9a9a", 15, 8, "left"),
+                            ("serving", c, "black", 9, -8, "right")):
+                        my = offset + sign * ch.predicted_error
+                        ax.plot([ch.gpu_seconds_per_request], [my], marker="*", ms=ms,
+                                color=colour, ls="none", label=f"{who} planner's pick",
+                                gid=f"optimum-{who}-{k}")
+                        if who == "FLOP" and same:
+                            continue
+                        tag = "both planners" if same else who
+                        ax.annotate(f"{tag}: {ch.llm}, V = {ch.visual_tokens:g}",
+                                    (ch.gpu_seconds_per_request, my), xytext=(dx, -14),
+                                    textcoords="offset points", fontsize=7, ha=ha,
+                                    bbox={"boxstyle": "round,pad=0.2", "fc": "white",
+                                          "ec": "#999999", "lw": 0.5})
+                    ax.axvline(budget, color="#999999", lw=0.8, ls=":", zorder=0)
+                    optima = (c, f)
+                    marks = tuple((ch.gpu_seconds_per_request, offset + sign * ch.predicted_error)
+                                  for ch in (c, f))
+            ax.set_xscale("log")
+            ax.set_xlabel(f"GPU-seconds per request on {gpu}\n(continuous batching, roofline; "
+                          f"Q = {text_tokens:g}, G = {g:g})")
+            ax.set_ylabel(_error_label(accuracy, _metric(None, law)))
+            ax.set_title(f"{family} + {encoder}, G = {g:g}", fontsize=9)
+            panels.append(Panel(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), curves,
+                                (np.empty(0), np.empty(0)), (fx, fy), optima, marks, None,
+                                float(text_tokens)))
+        _legend_outside(fig, axes[0])
+        fig.suptitle(title or f"Serving cost vs FLOPs: {_law_label(law)}", fontsize=10)
+    return PlotResult("frontier", fig, tuple(panels), "serving", (float(text_tokens),),
+                      _law_label(law), warnings=tuple(warnings))
 
 
 FIGURES = {"frontier": frontier_figure, "isoflop": isoflop_figure, "heatmap": heatmap_figure,
@@ -805,9 +1085,12 @@ def load_measured(paths: str | Path | Sequence[str | Path], laws: Any = None, *,
     group column to the law file's ``group_by``, and the hold-out sizes to those the fitter
     held out in its validation (``holdout`` overrides them; ``()`` marks none).
     """
-    from scaling.data import load_sweep
+    from scaling.fit.table import load_sweep
 
+    law = next(iter(as_law_groups(laws).values()))
+    bound = {a: b.column for a, b in (getattr(law, "axes", None) or {}).items()}
     data = load_sweep(paths, metric=metric if metric else _law_metric(laws),
-                      group_by=_law_group_by(laws), kind=kind)
+                      group_by=_law_group_by(laws), kind=kind, axes=bound or None,
+                      need=getattr(law, "axis_names", None))
     sizes = holdout_sizes(laws) if holdout is None else tuple(float(h) for h in holdout)
     return Measured.from_sweep(data, holdout_sizes=sizes)

@@ -2,17 +2,22 @@
 
 Both accept a plain number (``5e8``, ``"1.5e12"``) or a number followed by an SI suffix
 (K, M, G or B, T, P, E). ``B`` (billion) and ``G`` (giga) are the same factor 1e9.
-FLOP strings may end in ``FLOP``/``FLOPs``.
+FLOP strings may end in ``FLOP``/``FLOPs`` (a rate, ``FLOP/s``, is refused: budgets are FLOPs
+per request). Numbers are read as decimals, so one size is one size: ``4.1B`` and ``4100M``
+give the same float.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal, InvalidOperation
 
 from scaling.errors import ScalingError
 
 SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+#: Below this a plain parameter count (no unit) is ambiguous: 0.5, 7 or 70 mean billions.
+MIN_PLAIN_PARAMS = 1e5
 
 _QUANTITY = re.compile(
     r"^\s*(?P<num>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)\s*(?P<suffix>[KMGBTPE]?)\s*"
@@ -33,18 +38,53 @@ def parse_quantity(value: str | float | int, *, what: str = "value", unit: str =
         number = float(value)
     else:
         match = _QUANTITY.match(str(value))
+        forms = "1e13, 2T, 500G, 2TFLOP" if unit.upper() == "FLOP" else "5e8, 500M, 0.5B"
         if match is None or (match["unit"] and unit.upper() != "FLOP"):
-            forms = "1e13, 2T, 500G, 2TFLOP" if unit.upper() == "FLOP" else "5e8, 500M, 0.5B"
             raise ScalingError(f"{what} must look like {forms}; got {value!r}")
-        number = float(match["num"]) * SUFFIX[match["suffix"].upper()]
+        if match["unit"] and match["unit"].upper() == "FLOP/S":
+            raise ScalingError(f"{what} is FLOPs per request, not a rate: got {value!r}; "
+                               f"write e.g. {forms}")
+        try:
+            number = float(Decimal(match["num"]) * Decimal(repr(SUFFIX[match["suffix"].upper()])))
+        except InvalidOperation:  # pragma: no cover - the regex admits only decimals
+            raise ScalingError(f"{what} must look like {forms}; got {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise ScalingError(f"{what} must be a positive finite number, got {value!r}")
     return number
 
 
 def parse_params(value: str | float | int, *, what: str = "llm_params") -> float:
-    """Parameter count from ``5e8``, ``"500M"`` or ``"0.5B"``."""
-    return parse_quantity(value, what=what)
+    """Parameter count from ``5e8``, ``"500M"`` or ``"0.5B"``.
+
+    A plain number (no unit) below 1e5 is refused when it cannot be a count of parameters:
+    below 1,000 (``0.5``, ``7``, ``70`` mean billions) or not a whole number.
+    """
+    number = parse_quantity(value, what=what)
+    plain = not isinstance(value, str) or not re.search(r"[KMGBTPE]\s*$", value.strip(), re.I)
+    if plain and number < MIN_PLAIN_PARAMS and (number < 1e3 or number != int(number)):
+        hint = (f"write the size with its unit, e.g. {value}B or {value}M" if number < 1e3
+                else "a parameter count is a whole number; write it with a unit, e.g. 0.5B")
+        raise ScalingError(f"{what} {value!r} has no unit and is too small to be a parameter "
+                           f"count; {hint}")
+    return number
+
+
+def parse_range(value, default: tuple[float, float], *, what: str,
+                parse) -> tuple[float, float]:
+    """``"LOW:HIGH"`` (or a pair) -> floats through ``parse``; an empty or ``inf`` end is
+    unbounded; ``None`` gives ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        parts = value.replace(",", ":").split(":")
+        if len(parts) != 2:
+            raise ScalingError(f"{what} must look like LOW:HIGH (e.g. 0.5B:72B or 1:576), "
+                               f"got {value!r}")
+        value = tuple(math.inf if p.strip().lower() in ("", "inf") else p for p in parts)
+    lo, hi = (v if v == math.inf else parse(v) for v in value)
+    if not lo <= hi:
+        raise ScalingError(f"{what} must have LOW <= HIGH, got {lo:g} > {hi:g}")
+    return float(lo), float(hi)
 
 
 def parse_flops(value: str | float | int, *, what: str = "--flops") -> float:

@@ -26,7 +26,7 @@ def test_plan_library_path_without_torch_or_matplotlib():
 
 
 def test_plan_and_frontier_are_functions_whatever_the_import_order():
-    code = ("import scaling.frontier, scaling.plan, scaling.mix, scaling; "
+    code = ("import scaling.planner.problem, scaling.planner.answer, scaling.planner.mix, scaling; "
             "print(callable(scaling.plan) and not hasattr(scaling.plan, '__path__'), "
             "type(scaling.frontier).__name__, type(scaling.plan).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,21 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from scaling.arch import (
+from scaling.cost.catalog import LLMS, get_encoder, get_llm, llm_family
+from scaling.cost.flops import llm_params
+from scaling.cost.specs import (
     EncoderSpec,
     LLMSpec,
     LLMStack,
     ProjectorSpec,
     VLMSpec,
     from_hf_config,
-    get_encoder,
-    get_llm,
     get_projector,
-    llm_family,
     stack_llms,
 )
-from scaling.catalog import LLMS
-from scaling.cost import llm_params
 from scaling.errors import ScalingError
 
 

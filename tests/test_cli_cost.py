@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
-from scaling.cost import inference_cost
+from scaling.cost.flops import inference_cost
 
 runner = CliRunner()
 

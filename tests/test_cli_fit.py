@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
-from scaling.fit import load_laws
+from scaling.fit.fitter import load_laws
 
 ROOT = Path(__file__).parents[1]
 PAPER = str(ROOT / "sweeps" / "li2025_visual_reasoning.csv")
@@ -37,7 +37,7 @@ def test_fit_json_has_design_keys(tmp_path):
 def test_fit_report_for_people():
     res = runner.invoke(app, ["fit", PAPER, "--bootstrap", "50"])
     assert res.exit_code == 0, res.output
-    for text in ("Y = a * N^-alpha * T^-beta + D", "90% CI", "alpha", "held out: largest LLM",
+    for text in ("Y = a * N^-alpha * V^-beta + D", "90% CI", "alpha", "held out: largest LLM",
                  "leave-one-size-out RMSE", "warning: D = 0 sits at its lower bound"):
         assert text in res.stdout, text
 
@@ -79,7 +79,7 @@ def test_group_by_and_auto(tmp_path):
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", ["--loss", "l1"],
      "unknown loss 'l1'"),
     ("llm_params,visual_tokens,accuracy\n1B,1,.5\n2B,4,.6\n", [],
-     "4 parameters but only 2 points"),
+     "4 parameters but only 2 distinct points"),
 ])
 def test_bad_input_exit_2_one_line(tmp_path, text, args, message):
     path = tmp_path / "bad.csv"
@@ -117,7 +117,7 @@ def test_bundled_law_artifact_matches_refit():
     law = laws["all"]
     assert law.law == "product" and law.draws is not None and len(law.draws) >= 1000
     assert law.objective <= 3.7938e-4
-    assert law.data_sha256 == __import__("scaling.data", fromlist=["x"]).load_sweep(
+    assert law.data_sha256 == __import__("scaling.fit.table", fromlist=["x"]).load_sweep(
         PAPER).sha256
     N, T = np.array([0.5, 7, 14]), np.array([1, 16, 576])
     assert np.all(np.isfinite(law.predict_draws(N, T)))

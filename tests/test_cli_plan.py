@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
-from scaling.fit import FitResult, save_laws
+from scaling.fit.fitter import FitResult, save_laws
 from scaling.law import PAPER_LAW
 
 runner = CliRunner()
@@ -31,8 +31,18 @@ def test_default_json_contract():
     out = run_json("--flops", "1e13")
     assert out["budget_flops"] == 1e13 and out["cost_model"] == "paper"
     assert set(out["optimum"]) >= {"llm_params", "visual_tokens", "predicted_error", "flops"}
-    assert out["optimum"]["visual_tokens"] == 1 and out["optimum"]["llm_params"] == 5e12
-    assert out["law"]["label"].startswith("Li et al. 2025") and out["discrete"] is None
+    assert out["text_tokens"] == 50                 # the paper's running example by default
+    # the headline is a real catalog model with a whole number of tokens; the continuous
+    # optimum is bounded by the largest catalog model of the default family
+    d = out["discrete"]
+    assert d["llm"] == "qwen1.5-72b" and d["llm_params"] == 72e9 and d["visual_tokens"] == 19
+    assert set(d) >= {"llm", "llm_params", "visual_tokens", "predicted_error", "flops"}
+    assert out["optimum"]["llm_params"] == 72e9
+    assert out["optimum"]["visual_tokens"] == pytest.approx(1e13 / (2 * 72e9) - 50)
+    assert out["law"]["label"].startswith("Li et al. 2025")
+    q0 = run_json("--flops", "1e13", "--text-tokens", "0", "--llm-range", "1e8:inf")
+    assert q0["optimum"]["visual_tokens"] == 1 and q0["optimum"]["llm_params"] == 5e12
+    assert q0["discrete"] is None                   # a size range given: no default menu
 
 
 @pytest.mark.parametrize("form", ["1e13", "10T", "10TFLOP", "10000G"])
@@ -126,5 +136,5 @@ def test_fresh_process_plans_without_torch_or_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["optimum"]["visual_tokens"] == 1
+    assert json.loads(proc.stdout)["discrete"]["llm"] == "qwen1.5-72b"
     assert "HEAVY=\n" in proc.stderr or proc.stderr.rstrip().endswith("HEAVY="), proc.stderr

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
-from scaling.data import from_arrays
-from scaling.fit import fit_groups, save_laws
+from scaling.fit.fitter import fit_groups, save_laws
+from scaling.fit.table import from_arrays
 from scaling.law import PAPER_LAW, FittedLaw
 
 ROOT = Path(__file__).resolve().parents[1]

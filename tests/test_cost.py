@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaling.arch import get_encoder, get_llm, llm_family, stack_llms
-from scaling.catalog import LLMS
-from scaling.cost import (
+from scaling.cost.catalog import LLMS, get_encoder, get_llm, llm_family
+from scaling.cost.flops import (
     encoder_flops,
     inference_cost,
     llm_params,
     paper_flops,
     projector_flops,
 )
+from scaling.cost.hardware import GPUS, get_gpu
+from scaling.cost.specs import stack_llms
 from scaling.errors import ScalingError
-from scaling.hardware import GPUS, get_gpu
 
 CLIP = get_encoder("clip-vit-l-14-336")
 

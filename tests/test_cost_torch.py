@@ -27,9 +27,9 @@ from transformers import (
     SiglipVisionModel,
 )
 
-from scaling.arch import EncoderSpec, LLMSpec, get_encoder, get_llm
-from scaling.catalog import ENCODERS, LLMS
-from scaling.cost import encoder_flops, encoder_params, inference_cost, llm_params
+from scaling.cost.catalog import ENCODERS, LLMS, get_encoder, get_llm
+from scaling.cost.flops import encoder_flops, encoder_params, inference_cost, llm_params
+from scaling.cost.specs import EncoderSpec, LLMSpec
 
 REL = 1e-6
 

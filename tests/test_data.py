@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaling.data import from_arrays, load_sweep
 from scaling.errors import ScalingError
+from scaling.fit.fitter import fit_law
+from scaling.fit.table import from_arrays, load_sweep
 
 PAPER = Path(__file__).parents[1] / "sweeps" / "li2025_visual_reasoning.csv"
 
@@ -89,7 +90,8 @@ def test_exact_duplicates_are_reported_not_silent(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("llm_params,accuracy\n1B,0.5\n", r"runs.csv has no column 'visual_tokens'"),
+    ("llm_params,accuracy\n1B,0.5\n", r"needs axis V but the table binds only "
+     "N=llm_params; bind a column with --axis V=COLUMN"),
     ("llm_params,visual_tokens,accuracy\n1B,1,\n", r"row 1 of runs.csv, column 'accuracy': "
      "missing value"),
     ("llm_params,visual_tokens,accuracy\n1B,1,nan\n", r"row 1 of runs.csv, column 'accuracy': "
@@ -118,8 +120,9 @@ def test_exact_duplicates_are_reported_not_silent(tmp_path):
     ("llm_params,visual_tokens,accuracy\n", r"no data rows"),
 ])
 def test_bad_input_names_file_row_column_value(tmp_path, text, message):
+    """Table errors stop the load; axis errors (missing, constant) stop the product fit."""
     with pytest.raises(ScalingError, match=message):
-        load_sweep(write(tmp_path, text))
+        fit_law(load_sweep(write(tmp_path, text)), law="product", validation=False)
 
 
 def test_bad_metric_and_files(tmp_path):
@@ -172,3 +175,14 @@ def test_failed_sweep_rows_are_left_out_with_a_note(tmp_path):
     data = load_sweep(path)
     assert data.n_points == 4
     assert any("status is not 'ok'" in note for note in data.notes)
+
+
+def test_files_of_different_shapes_do_not_share_a_metric_choice(tmp_path):
+    """Each file picks its metric; files that pick differently are refused, not silently fitted
+    with the last file's choice (the old loader reused it after its loop)."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("llm_params,visual_tokens,accuracy\n1B,4,0.5\n2B,4,0.6\n")
+    b.write_text("llm_params,visual_tokens,error\n1B,16,0.4\n2B,16,0.3\n")
+    with pytest.raises(ScalingError, match="different metrics: a.csv -> 1 - accuracy, b.csv -> "
+                                           "error"):
+        load_sweep([a, b])

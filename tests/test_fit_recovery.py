@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from scaling.data import from_arrays
-from scaling.fit import fit_law
+from scaling.fit.fitter import fit_law
+from scaling.fit.table import from_arrays
 from scaling.law import get_law
 
 SIZES = np.array([0.5, 1.8, 4, 7, 14]) * 1e9

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaling.errors import ScalingError
-from scaling.frontier import frontier, setting, solve
 from scaling.law import PAPER_LAW, FittedLaw
-from scaling.optimum import closed_form, numeric
-from scaling.plan import plan
+from scaling.planner.answer import plan
+from scaling.planner.problem import frontier, setting, solve
+from scaling.planner.solvers import closed_form, numeric
 
 ALPHA, BETA = PAPER_LAW.params["alpha"], PAPER_LAW.params["beta"]
 OCR = FittedLaw("product", {"a": 0.8, "alpha": 0.029, "beta": 0.048, "D": 0.1}, label="ocr")
@@ -227,7 +227,7 @@ def test_menu_best_is_the_best_feasible_pair():
 
 
 def test_family_menu_is_priced_exactly_at_its_members():
-    from scaling.cost import inference_cost
+    from scaling.cost.flops import inference_cost
 
     p = plan(flops=1e13, text_tokens=50, family="qwen1.5", tokens=MENU_TOKENS, cost="exact",
              gpu="h100", top=20)
@@ -256,8 +256,8 @@ def test_tokens_only_and_sizes_only_menus():
 
 
 def test_actual_law_size_uses_real_parameter_counts():
-    from scaling.arch import llm_family
-    from scaling.cost import llm_params
+    from scaling.cost.catalog import llm_family
+    from scaling.cost.flops import llm_params
 
     fam = setting(None, cost="exact", family="qwen1.5", law_size="actual").pricer.family
     np.testing.assert_allclose(fam.law_params, [llm_params(m) for m in llm_family("qwen1.5")])

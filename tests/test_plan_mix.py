@@ -9,8 +9,8 @@ import pytest
 
 from scaling.errors import ScalingError
 from scaling.law import PAPER_LAW, FittedLaw
-from scaling.mix import parse_mix, plan_mix
-from scaling.plan import plan
+from scaling.planner.answer import plan
+from scaling.planner.mix import parse_mix, plan_mix
 
 OCR = FittedLaw("product", {"a": 0.8, "alpha": 0.029, "beta": 0.048, "D": 0.1}, label="ocr")
 LAWS = {"reasoning": PAPER_LAW, "ocr": OCR}

@@ -53,8 +53,9 @@ def test_human_output_lists_failures(tmp_path):
     spec = write_spec(tmp_path, "mixed", axes={"llm": ["0.5B"], "visual_tokens": [4],
                                                "params": {"mode": ["ok", "raise"]}})
     result = runner.invoke(app, ["sweep", "run", str(spec)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # some runs failed
     assert "1 ok, 1 failed, 0 pending of 2 runs" in result.stdout
+    assert "error: 1 of 2 runs failed" in result.stderr
     assert "ValueError: evaluator crashed for 0.5B V=4" in result.stdout
     status = runner.invoke(app, ["sweep", "status", str(spec)])
     assert status.exit_code == 0 and "failed" in status.stdout

@@ -14,10 +14,11 @@ from scaling.sweep import parse_spec, run_sweep
 PROG = str(Path(__file__).parent / "fixtures" / "sweep_prog.py")
 
 
-def make_spec(tmp_path, args, parser=None, env=None, cwd=None, **changes):
+def make_spec(tmp_path, args, parser=None, env=None, cwd=None, text_columns=(), **changes):
     data = {"name": "cmd", "axes": {"llm": ["0.5B"], "visual_tokens": [4]},
             "evaluator": {"kind": "command", "args": args, "env": env or {}, "cwd": cwd,
-                          "parser": parser or {"kind": "json", "file": "metrics.json"}},
+                          "parser": parser or {"kind": "json", "file": "metrics.json"},
+                          "text_columns": list(text_columns)},
             "executor": {"kind": "local", "workers": 2}, "retries": 0,
             "output": str(tmp_path / "out.csv")}
     data.update(changes)
@@ -76,8 +77,8 @@ def test_template_values_reach_the_program_as_one_literal_argument(tmp_path, pay
         tmp_path, [sys.executable, PROG, "argv", "{output_dir}", "1", "{payload}",
                    "--flag={payload}", "{{literal}}"],
         {"kind": "json", "keys": {"arg0": "argv.0", "arg1": "argv.1", "arg2": "argv.2"}},
-        cwd=str(tmp_path), axes={"llm": ["0.5B"], "visual_tokens": [4],
-                                 "params": {"payload": [payload]}})
+        text_columns=["arg0", "arg1", "arg2"], cwd=str(tmp_path),
+        axes={"llm": ["0.5B"], "visual_tokens": [4], "params": {"payload": [payload]}})
     assert run_sweep(spec).ok == 1
     (row,) = table(tmp_path)
     argv_file = next((tmp_path / "out.csv.runs").glob("*/attempt-1/metrics.json"))
@@ -115,7 +116,8 @@ def test_env_additions_stdout_parser_and_missing_program(tmp_path):
     code = "import json, os; print(json.dumps({{'offline': os.environ['HF_HUB_OFFLINE'], " \
            "'omp': os.environ['OMP_NUM_THREADS'], 'tag': os.environ['TAG']}}))"  # {{ }}: braces
     spec = make_spec(tmp_path, [sys.executable, "-c", code], {"kind": "json", "file": "-"},
-                     env={"HF_HUB_OFFLINE": "1", "TAG": "v{visual_tokens}"})
+                     env={"HF_HUB_OFFLINE": "1", "TAG": "v{visual_tokens}"},
+                     text_columns=["offline", "omp", "tag"])
     run_sweep(spec)
     (row,) = table(tmp_path)
     assert (row["offline"], row["omp"], row["tag"]) == ("1", "1", "v4")

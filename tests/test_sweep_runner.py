@@ -30,9 +30,9 @@ def read_table(path):
 
 
 def test_table_columns_costs_and_fit_ready(tmp_path):
-    from scaling.arch import get_encoder, get_llm
-    from scaling.cost import inference_cost, llm_params
-    from scaling.data import load_sweep
+    from scaling.cost.catalog import get_encoder, get_llm
+    from scaling.cost.flops import inference_cost, llm_params
+    from scaling.fit.table import load_sweep
 
     spec = make_spec(tmp_path, axes={
         "llm": ["qwen1.5-0.5b", "1.8B", {"name": "mine", "params": "3B", "arch": "qwen1.5-4b"}],
@@ -66,7 +66,7 @@ def test_table_columns_costs_and_fit_ready(tmp_path):
     assert float(row["flops_full_attention"]) > float(row["flops"])
     data = load_sweep(tmp_path / "out.csv", metric="accuracy")  # straight into `scaling fit`
     assert len(data.y) == 6 and data.metric == "1 - accuracy"
-    leftovers = [p.name for p in (tmp_path / "out.csv.runs").iterdir()]
+    leftovers = [p.name for p in (tmp_path / "out.csv.runs").iterdir() if p.name != ".lock"]
     assert sorted(leftovers) == sorted(f"{r['run_id']}.json" for r in rows)  # no tmp, no dirs
 
 
@@ -103,7 +103,7 @@ def test_crash_death_hang_and_bad_results_are_recorded_and_the_rest_completes(tm
     assert errors["raise"]["failure"] == "ValueError: evaluator crashed for 0.5B V=4"
     assert errors["die"]["failure"] == "worker process exited with code 3"
     assert errors["hang"]["failure"] == "timed out after 1 s"
-    assert "evaluator returned str" in errors["badtype"]["failure"]
+    assert "evaluator returned 'not a dict' (str)" in errors["badtype"]["failure"]
     for mode in ("raise", "die", "hang", "badtype"):
         assert errors[mode]["status"] == "failed" and errors[mode]["attempts"] == "1"
         assert errors[mode]["accuracy"] == ""
@@ -128,8 +128,8 @@ def test_several_rows_per_run_share_the_run_id(tmp_path):
 
 
 def test_custom_architecture_from_the_evaluator(tmp_path):
-    from scaling.arch import LLMSpec
-    from scaling.cost import inference_cost
+    from scaling.cost.flops import inference_cost
+    from scaling.cost.specs import LLMSpec
 
     spec = make_spec(tmp_path, "custom_arch", axes={"llm": ["tiny"], "visual_tokens": [8]},
                      text_tokens=4)
@@ -147,11 +147,12 @@ def test_evaluator_config_and_thread_pinning(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # workers inherit it, then pin to 1
     spec = make_spec(tmp_path, "echo", axes={
         "llm": [{"name": "m", "params": 1e9, "path": "/ckpt/m"}], "visual_tokens": [2]},
-        evaluator={"kind": "python", "function": "sweep_evals:echo", "options": {"k": "v"}})
+        evaluator={"kind": "python", "function": "sweep_evals:echo", "options": {"k": "v"},
+                   "text_columns": ["seen_llm_path", "seen_option", "seen_run_id"]})
     run_sweep(spec, workers=1)
     (row,) = read_table(tmp_path / "out.csv")
     assert row["seen_llm_path"] == "/ckpt/m" and row["seen_option"] == "v"
-    assert row["seen_run_id"] == row["run_id"] and row["has_output_dir"] == "True"
+    assert row["seen_run_id"] == row["run_id"] and row["has_output_dir"] == "1"  # bool -> 0/1
     assert row["omp_threads"] == "1"
 
 
@@ -197,7 +198,8 @@ def test_records_are_whole_json_files(tmp_path):
 def test_workers_see_the_current_environment(tmp_path, monkeypatch):
     run_sweep(make_spec(tmp_path, "noop"), output=tmp_path / "warm.csv")  # pool started before
     monkeypatch.setenv("SWEEP_TEST_TAG", "late")
-    spec = make_spec(tmp_path, "env_tag", axes={"llm": ["1B"], "visual_tokens": [1]})
+    spec = make_spec(tmp_path, axes={"llm": ["1B"], "visual_tokens": [1]}, evaluator={
+        "kind": "python", "function": "sweep_evals:env_tag", "text_columns": ["tag"]})
     run_sweep(spec)
     (row,) = read_table(tmp_path / "out.csv")
     assert row["tag"] == "late"

@@ -20,8 +20,8 @@ def spec(**changes):
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"evaluatr": {}}, "unknown field 'evaluatr'; allowed: axes, description, encoder, "
-                       "evaluator, executor"),
+    ({"evaluatr": {}}, "unknown field 'evaluatr'; allowed: axes, description, design, "
+                       "encoder, evaluator, executor"),
     ({"axes": {"llm": ["a"], "visual_tokens": [1], "tasks": ["x"]}},
      "unknown field 'axes.tasks'; allowed: compressor, llm, params, seed, task, visual_tokens"),
     ({"executor": {"kind": "dask", "adress": "x"}},

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scaling.errors import ScalingError
-from scaling.tokens import (
+from scaling.cost.tokens import (
     LLAVA_NEXT_PINPOINTS,
     anyres_tokens,
     compression_ratio,
@@ -16,6 +15,7 @@ from scaling.tokens import (
     select_best_resolution,
     tokens_per_megapixel,
 )
+from scaling.errors import ScalingError
 
 
 @pytest.mark.parametrize(

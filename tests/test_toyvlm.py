@@ -156,8 +156,8 @@ def test_every_compressor_trains(cache, kind):
 # --- model sizes ------------------------------------------------------------------------
 
 def test_sizes_span_more_than_30x_and_match_the_llm_spec():
-    from scaling import cost
-    from scaling.arch import LLMSpec
+    from scaling.cost import flops as cost
+    from scaling.cost.specs import LLMSpec
 
     params = {}
     for name, size in SIZES.items():

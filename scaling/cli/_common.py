@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import functools
 import json
-import math
+import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from typing import Any, NoReturn, TypeVar
 
-import numpy as np
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
 from scaling.errors import ScalingError
+from scaling.files import to_jsonable
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: Markup is off: every string printed is shown as it is, so user text (file, model, group and
+#: metric names) can never be read as rich markup. Styles go through ``style=`` instead.
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``scaling plan ... | head``): end quietly with exit code 0,
+        as Unix tools do (rich's default exits 1); stdout now points at devnull."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+console = _Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,9 +45,13 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, while we can still handle it
+            return result
         except ScalingError as exc:
             fail(str(exc))
+        except BrokenPipeError:  # JSON written with sys.stdout: the same quiet exit
+            console.on_broken_pipe()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "input"
@@ -46,23 +60,18 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, dataclasses and non-finite floats to plain JSON."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def choose_law(laws: dict[str, Any], group: str | None, path: Any) -> Any:
+    """The one law of a file, or its group ``group``; a grouped file needs ``--group``."""
+    if group is not None:
+        if group not in laws:
+            raise ScalingError(f"group {group!r} is not in {path}; it has {', '.join(laws)}")
+        return laws[group]
+    if len(laws) == 1:
+        return next(iter(laws.values()))
+    raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
+                       "--group NAME")
 
 
 def print_json(payload: Any) -> None:
     """Write ``payload`` as JSON on stdout (and nothing else)."""
-    sys.stdout.write(json.dumps(jsonable(payload), indent=2) + "\n")
+    sys.stdout.write(json.dumps(to_jsonable(payload), indent=2) + "\n")

@@ -13,11 +13,14 @@ from scaling.cli._common import console, guarded, print_json
 
 
 def _resolve(llm: str | None, hf_config: Path | None, encoder: str | None,
-             projector: str | None, visual_tokens: int | None, image_size: int | None):
-    """Turn the options into (LLMSpec, EncoderSpec | None, projector, V)."""
-    from scaling.arch import EncoderSpec, VLMSpec, from_hf_config, get_encoder, get_llm
+             projector: str | None, visual_tokens: int | None, image_size: str | None,
+             tiling: str = "auto", frames: int = 1):
+    """Turn the options into (LLMSpec, EncoderSpec | None, projector, V, crops): V and crops
+    for all ``frames`` of the request."""
+    from scaling.cost.catalog import get_encoder, get_llm
+    from scaling.cost.specs import EncoderSpec, VLMSpec, from_hf_config
+    from scaling.cost.tokens import image_tokens
     from scaling.errors import ScalingError
-    from scaling.tokens import patch_tokens
 
     if (llm is None) == (hf_config is None):
         raise ScalingError("give exactly one of --llm NAME or --hf-config PATH")
@@ -34,29 +37,33 @@ def _resolve(llm: str | None, hf_config: Path | None, encoder: str | None,
         spec = get_llm(llm)
     if visual_tokens is not None and image_size is not None:
         raise ScalingError("give --visual-tokens or --image-size, not both")
+    if frames < 1:
+        raise ScalingError(f"--frames must be >= 1, got {frames}")
     if image_size is not None:
         if enc is None:
             raise ScalingError("--image-size needs --encoder (the patch size comes from it)")
-        if image_size < 1:
-            raise ScalingError(f"--image-size must be >= 1 px, got {image_size}")
-        visual_tokens = patch_tokens(image_size, enc.patch_size)
-        enc = dataclasses.replace(enc, image_size=image_size)
+        counted = image_tokens(enc, image_size, tiling=tiling, frames=frames)
+        enc = dataclasses.replace(enc, image_size=counted.encoder_image_size)
+        return spec, enc, projector, counted.visual_tokens, counted.crops
     if visual_tokens is None:
         if enc is None:
             raise ScalingError("give --visual-tokens V (or --encoder NAME to use its patches)")
         visual_tokens = enc.patches
     if visual_tokens < 1:
         raise ScalingError(f"--visual-tokens must be >= 1, got {visual_tokens}")
-    return spec, enc, projector, visual_tokens
+    return spec, enc, projector, visual_tokens * frames, frames
 
 
-def _payload(c: Any, *, encoder: Any, visual: int, text: int, gen: int, batch: int) -> dict:
+def _payload(c: Any, *, encoder: Any, visual: int, text: int, gen: int, batch: int,
+             crops: int = 1, frames: int = 1) -> dict:
     out: dict[str, Any] = {
         "llm": c.llm,
         "encoder": encoder.name if encoder is not None else None,
         "projector": c.projector,
         "cost_model": "exact",
         "visual_tokens": visual,
+        "crops": crops,
+        "frames": frames,
         "text_tokens": text,
         "gen_tokens": gen,
         "batch": batch,
@@ -81,6 +88,65 @@ def _payload(c: Any, *, encoder: Any, visual: int, text: int, gen: int, batch: i
                             "total": c.latency_s_total}
         out["fits_memory"] = c.fits_memory
     return out
+
+
+def _serving_payload(c: Any) -> dict:
+    """The ``serving`` JSON object (DESIGN.md keys first)."""
+    out = {"max_batch": c.max_batch, "kv_pool_bytes": c.kv_pool_bytes,
+           "kv_bytes_per_request": c.kv_bytes_per_request, "throughput_rps": c.throughput_rps,
+           "gpu_seconds_per_request": c.gpu_seconds_per_request, "ttft_s": c.ttft_s,
+           "tpot_s": c.tpot_s, "gpus": c.gpus}
+    if c.usd_per_million is not None:
+        out["usd_per_million"] = c.usd_per_million
+    out.update(gpu=c.gpu, dtype=c.dtype, kv_dtype=c.kv_dtype, mfu=c.mfu, mbu=c.mbu,
+               gpu_memory_utilization=c.gpu_memory_utilization,
+               weight_bytes_per_gpu=c.weight_bytes_per_gpu,
+               activation_reserve_bytes=c.activation_reserve_bytes,
+               max_batch_memory=c.max_batch_memory, step_s=c.step_s,
+               step_compute_s=c.step_compute_s, step_memory_s=c.step_memory_s,
+               prefill_s=c.prefill_s, decode_tokens_per_s=c.decode_tokens_per_s,
+               prefill_share=c.prefill_share, binding=c.binding,
+               bytes="per GPU", cost_model="serving (continuous batching, roofline)")
+    return out
+
+
+def _serving_table(p: dict) -> None:
+    from rich.table import Table
+
+    from scaling.units import format_quantity as fq
+
+    sv = p["serving"]
+    t = Table(title=f"Serving: {p['llm']} on {sv['gpus']} x {sv['gpu']} "
+              f"(V={p['visual_tokens']} Q={p['text_tokens']} G={p['gen_tokens']})",
+              title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("note", style="dim")
+    t.add_row("weights per GPU", fq(sv["weight_bytes_per_gpu"], unit="B"), sv["dtype"])
+    t.add_row("activation reserve", fq(sv["activation_reserve_bytes"], unit="B"),
+              "one 8192-token prefill chunk + 1 GB")
+    t.add_row("KV pool per GPU", fq(sv["kv_pool_bytes"], unit="B"),
+              f"{sv['gpu_memory_utilization']:g} x memory - weights - reserve")
+    t.add_row("KV per request", fq(sv["kv_bytes_per_request"], unit="B"),
+              f"per GPU, V+Q+G in 16-token blocks, {sv['kv_dtype']}")
+    t.add_row("batch", f"{sv['max_batch']:g}",
+              f"KV pool holds {sv['max_batch_memory']:g}")
+    t.add_row("decode step", f"{sv['step_s'] * 1e3:.2f} ms",
+              f"compute {sv['step_compute_s'] * 1e3:.2f} ms, memory "
+              f"{sv['step_memory_s'] * 1e3:.2f} ms")
+    t.add_row("prefill per request", f"{sv['prefill_s'] * 1e3:.2f} ms",
+              f"vision + LLM, compute-bound; {sv['prefill_share']:.0%} of GPU time")
+    t.add_row("throughput", f"{sv['throughput_rps']:.2f} req/s",
+              f"{sv['decode_tokens_per_s']:.0f} decode tok/s; binding: {sv['binding']}")
+    t.add_row("GPU-seconds / request", f"{sv['gpu_seconds_per_request']:.4g} s",
+              f"mfu {sv['mfu']:.3g}, mbu {sv['mbu']:.3g}")
+    t.add_row("TTFT", f"{sv['ttft_s'] * 1e3:.2f} ms", "no queueing")
+    tpot = sv["tpot_s"]
+    t.add_row("TPOT", "-" if tpot is None or tpot != tpot else f"{tpot * 1e3:.2f} ms",
+              "decode step + interleaved prefills")
+    if "usd_per_million" in sv:
+        t.add_row("$ per 1M requests", f"{sv['usd_per_million']:.2f}", "")
+    console.print(t)
 
 
 def _table(p: dict, gpu_memory_gb: float | None) -> None:
@@ -140,34 +206,76 @@ def cost(
              "the encoder's patches, else the paper's conv_attn compressor).")] = None,
     visual_tokens: Annotated[int | None, typer.Option(
         "--visual-tokens", help="Visual tokens per image reaching the LLM.")] = None,
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", help="Square image side in px (needs --encoder).")] = None,
+    image_size: Annotated[str | None, typer.Option(
+        "--image-size", help="Image size in px, PIXELS or WIDTHxHEIGHT (needs --encoder); "
+        "larger than the encoder's input: LLaVA-NeXT anyres tiling.")] = None,
+    tiling: Annotated[str, typer.Option(
+        "--tiling", help="auto|anyres|native: how --image-size becomes tokens.")] = "auto",
+    frames: Annotated[int, typer.Option(
+        "--frames", help="Video frames per request (tokens and crops per frame x frames).")] = 1,
     text_tokens: Annotated[int, typer.Option("--text-tokens", help="Text prompt tokens.")] = 0,
     gen_tokens: Annotated[int, typer.Option("--gen-tokens", help="Tokens to generate.")] = 0,
     batch: Annotated[int, typer.Option("--batch", help="Requests served together.")] = 1,
     dtype: Annotated[str, typer.Option("--dtype", help="fp32|bf16|fp16|fp8|int8.")] = "bf16",
     gpu: Annotated[str | None, typer.Option(
         "--gpu", help="h100|h200|a100-80gb|l40s|rtx4090|b200.")] = None,
+    serving: Annotated[bool, typer.Option(
+        "--serving", help="Add the continuous-batching serving cost (needs --gpu).")] = False,
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs (tensor parallel).")] = 1,
+    gpu_memory_utilization: Annotated[float, typer.Option(
+        "--gpu-memory-utilization", help="Share of GPU memory used, as vLLM.")] = 0.9,
+    max_batch: Annotated[int | None, typer.Option(
+        "--max-batch", help="Cap on running requests (vLLM max_num_seqs).")] = None,
+    mfu: Annotated[float | None, typer.Option("--mfu", help="Share of peak FLOP/s.")] = None,
+    mbu: Annotated[float | None, typer.Option("--mbu", help="Share of HBM bandwidth.")] = None,
+    gpu_hour_usd: Annotated[float | None, typer.Option(
+        "--gpu-hour-usd", help="Price of one GPU-hour, for dollars per 1M requests.")] = None,
+    hardware_profile: Annotated[Path | None, typer.Option(
+        "--hardware-profile", help="mfu/mbu from `scaling calibrate -o`.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
 ) -> None:
     """Exact inference FLOPs, memory and roofline latency of one VLM request."""
-    from scaling.cost import inference_cost
+    from scaling.cost.flops import inference_cost
+    from scaling.cost.hardware import get_gpu
     from scaling.errors import ScalingError
-    from scaling.hardware import get_gpu
 
     for name, value, low in (("--text-tokens", text_tokens, 0), ("--gen-tokens", gen_tokens, 0),
                              ("--batch", batch, 1)):
         if value < low:
             raise ScalingError(f"{name} must be >= {low}, got {value}")
-    spec, enc, proj, visual = _resolve(llm, hf_config, encoder, projector, visual_tokens,
-                                       image_size)
+    spec, enc, proj, visual, crops = _resolve(llm, hf_config, encoder, projector,
+                                              visual_tokens, image_size, tiling, frames)
     gspec = get_gpu(gpu) if gpu is not None else None
     result = inference_cost(spec, encoder=enc, projector=proj, visual_tokens=visual,
                             text_tokens=text_tokens, gen_tokens=gen_tokens, batch=batch,
-                            dtype=dtype, gpu=gspec)
+                            crops=crops, dtype=dtype, gpu=gspec)
     payload = _payload(result, encoder=enc, visual=visual, text=text_tokens, gen=gen_tokens,
-                       batch=batch)
+                       batch=batch, crops=crops, frames=frames)
+    serving_opts = (gpus != 1, gpu_memory_utilization != 0.9, max_batch, mfu, mbu,
+                    gpu_hour_usd, hardware_profile)
+    if not serving and any(o not in (None, False) for o in serving_opts):
+        raise ScalingError("--gpus, --gpu-memory-utilization, --max-batch, --mfu, --mbu, "
+                           "--gpu-hour-usd and --hardware-profile need --serving")
+    if serving:
+        from scaling.cost.calibration import load_profile
+        from scaling.cost.serving import serving_cost
+
+        if gspec is None:
+            raise ScalingError("--serving needs --gpu NAME (h100, h200, a100-80gb, ...)")
+        eff = {"mfu": 1.0, "mbu": 1.0}
+        if hardware_profile is not None:
+            prof = load_profile(hardware_profile, gpu=gspec.name)
+            eff = {"mfu": prof["mfu"], "mbu": prof["mbu"]}
+        eff.update({k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None})
+        sc = serving_cost(spec, gpu=gspec, gpus=gpus, encoder=enc, projector=proj,
+                          visual_tokens=visual, text_tokens=text_tokens,
+                          gen_tokens=gen_tokens, crops=crops, dtype=dtype,
+                          gpu_memory_utilization=gpu_memory_utilization, max_batch=max_batch,
+                          usd_per_gpu_hour=gpu_hour_usd, **eff)
+        payload["serving"] = _serving_payload(sc)
     if json_out:
         print_json(payload)
+    elif serving:
+        _serving_table(payload)
     else:
         _table(payload, gspec.memory_gb if gspec is not None else None)

@@ -9,7 +9,6 @@ import typer
 
 from scaling.cli import app
 from scaling.cli._common import console, guarded, print_json
-from scaling.errors import ScalingError
 from scaling.units import format_params
 
 METRIC_HELP = ("Metric to fit: a column (wide table) or benchmark (tidy benchmark+score "
@@ -25,8 +24,15 @@ def fit_command(
     metric_kind: Annotated[str, typer.Option(
         "--metric-kind", help="auto (by name), accuracy (fit 1 - value) or error.")] = "auto",
     law: Annotated[str, typer.Option(
-        "--law", help="product | additive | loglinear | auto (best held-out error).")
-    ] = "product",
+        "--law", help="product | additive | loglinear | tokens | tokens-loglinear | chinchilla "
+        "| auto (best held-out error) | a formula over the axes, e.g. "
+        "'E + A*N^-alpha + B*D^-beta'.")] = "product",
+    axis: Annotated[list[str] | None, typer.Option(
+        "--axis", help="Bind a law axis to a column: NAME=COLUMN (repeatable), e.g. "
+        "D=train_tokens. Defaults: N=llm_params (billions), V=visual_tokens.")] = None,
+    bound: Annotated[list[str] | None, typer.Option(
+        "--bound", help="Override a parameter's bounds: NAME=LO:HI (repeatable), e.g. "
+        "E=0:2 or alpha=0:inf.")] = None,
     loss: Annotated[str, typer.Option(
         "--loss", help="sse (on Y, the paper's) or huber (on log Y).")] = "sse",
     bootstrap: Annotated[int, typer.Option(
@@ -47,16 +53,18 @@ def fit_command(
     json_out: Annotated[bool, typer.Option(
         "--json", help="JSON on stdout, nothing else.")] = False,
 ) -> None:
-    """Fit a scaling law Y(N, T) to sweep results, with bootstrap CIs and hold-out checks."""
-    from scaling.data import load_sweep
-    from scaling.fit import fit_groups, save_laws
-    from scaling.law import LAWS
+    """Fit a scaling law Y(N, V, ...) to sweep results, with bootstrap CIs and hold-out checks."""
+    from scaling.fit.fitter import fit_groups, save_laws
+    from scaling.fit.table import load_sweep, parse_axis_options
+    from scaling.law import DEFAULT_AXES, needed_axes, parse_bound_options
 
-    if law != "auto" and law not in LAWS:
-        raise ScalingError(f"unknown law {law!r}; choose one of {', '.join(LAWS)}, auto")
-    table = load_sweep(data, metric=metric or None, group_by=group_by, kind=metric_kind)
+    axes = parse_axis_options(axis)
+    bounds = parse_bound_options(bound)
+    need = needed_axes(law, dict.fromkeys([*DEFAULT_AXES, *axes]))  # checked before reading
+    table = load_sweep(data, metric=metric or None, group_by=group_by, kind=metric_kind,
+                       axes=axes, need=need)
     results = fit_groups(table, law=law, loss=loss, bootstrap=bootstrap, resample=resample,
-                         seed=seed, ci_level=ci, validation=not no_validation)
+                         seed=seed, ci_level=ci, validation=not no_validation, bounds=bounds)
     if output is not None:
         save_laws(results, output, group_by=group_by, data_sha256=table.sha256)
     if json_out:
@@ -84,12 +92,15 @@ def _json(result: Any) -> dict[str, Any]:
 def _report(r: Any, *, title: str) -> None:
     from rich.table import Table
 
-    from scaling.law import get_law
+    form = r.form
+    binds = ", ".join(f"{a}={b.column}" + (" (billions)" if b.unit == 1e9 else
+                                            f" (/{b.unit:g})" if b.unit != 1 else "")
+                      for a, b in r.axes.items())
+    from rich.text import Text
 
-    form = get_law(r.law)
-    head = f"[bold]{title + ': ' if title else ''}{form.formula}[/bold]  (law {r.law}, " \
-           f"fitted on {r.metric}, {r.n_points} points, loss {r.loss})"
-    console.print(head)
+    console.print(Text.assemble((f"{title + ': ' if title else ''}{form.formula}", "bold"),
+                                f"  (law {r.law}, axes {binds}, fitted on {r.metric}, "
+                                f"{r.n_points} points, loss {r.loss})"))
     level = f"{100 * r.ci_level:.0f}% CI" if r.ci_level else "CI (use --bootstrap K)"
     params = Table("parameter", "value", level, box=None, pad_edge=False)
     for p in form.params:
@@ -110,12 +121,18 @@ def _report(r: Any, *, title: str) -> None:
     console.print(quality)
     hold = v.get("holdout_largest")
     if hold and "skipped" not in hold:
-        t = Table("visual_tokens", "observed", "predicted", "error", "rel. error", box=None,
-                  title=f"held out: largest LLM ({format_params(hold['held_out_llm_params'])}), "
-                        "fitted on the others", title_justify="left")
+        axis = hold.get("axis", "N")
+        size = hold.get("held_out_llm_params") if axis == "N" else hold.get(f"held_out_{axis}")
+        shown = f"LLM ({format_params(size)})" if axis == "N" else f"{axis} ({size:g})"
+        others = [k for k in hold["points"][0] if k not in (
+            "observed", "predicted", "error", "relative_error", "llm_params", axis)]
+        t = Table(*others, "observed", "predicted", "error", "rel. error", box=None,
+                  title=f"held out: largest {shown}, fitted on the others",
+                  title_justify="left")
         for p in hold["points"]:
-            t.add_row(f"{p['visual_tokens']:g}", f"{p['observed']:.4f}", f"{p['predicted']:.4f}",
-                      f"{p['error']:+.4f}", f"{100 * p['relative_error']:+.2f}%")
+            t.add_row(*(f"{p[k]:.4g}" for k in others), f"{p['observed']:.4f}",
+                      f"{p['predicted']:.4f}", f"{p['error']:+.4f}",
+                      f"{100 * p['relative_error']:+.2f}%")
         console.print(t)
         console.print(f"hold-out RMSE {hold['rmse']:.4g}, mean |rel. error| "
                       f"{100 * hold['mean_abs_relative_error']:.2f}%")
@@ -123,14 +140,19 @@ def _report(r: Any, *, title: str) -> None:
         console.print(f"hold-out skipped: {hold['skipped']}")
     loso = v.get("leave_one_size_out")
     if loso and "skipped" not in loso:
-        folds = ", ".join(f"{format_params(f['llm_params'])} {f['rmse']:.4f}"
-                          for f in loso["folds"])
-        console.print(f"leave-one-size-out RMSE {loso['rmse']:.4g}  ({folds})")
+        def size(f: dict) -> str:
+            value = f.get("llm_params", f.get(loso.get("axis", "N")))
+            fmt = format_params if "llm_params" in f else (lambda x: f"{x:g}")
+            return "-".join(fmt(x) for x in value) if isinstance(value, list) else fmt(value)
+        folds = ", ".join(f"{size(f)} {f['rmse']:.4f}" for f in loso["folds"][:12])
+        more = ", ..." if len(loso["folds"]) > 12 else ""
+        scheme = loso.get("scheme", "leave-one-size-out")
+        console.print(f"{scheme} RMSE {loso['rmse']:.4g}  ({folds}{more})")
     if "auto" in v:
         cands = ", ".join(f"{k} {_num(c['cv_rmse'])}" for k, c in v["auto"]["candidates"].items())
         console.print(f"--law auto chose {v['auto']['chosen']} (CV RMSE: {cands})")
     for w in r.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"warning: {w}", style="yellow")
     console.print()
 
 

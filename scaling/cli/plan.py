@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, guarded, print_json
+from scaling.cli._common import choose_law, console, guarded, print_json
 from scaling.errors import ScalingError
 
 
@@ -25,20 +24,13 @@ def _load_law(path: Path | None, group: str | None, *, mix: bool) -> Any:
         return None
     from scaling.fit import load_laws
 
-    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
-        law, label=path.name if name == "all" else f"{path.name} [{name}]")
-        for name, law in load_laws(path).items()}
+    laws = load_laws(path)
     if mix:
         return laws
-    if group is not None:
-        if group not in laws:
-            raise ScalingError(f"group {group!r} is not in {path}; it has "
-                               f"{', '.join(laws)}")
-        return laws[group]
-    if len(laws) == 1:
-        return next(iter(laws.values()))
-    raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
-                       "--group NAME, or plan a traffic mix with --mix name=weight,...")
+    if group is None and len(laws) > 1:
+        raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one "
+                           "with --group NAME, or plan a traffic mix with --mix name=weight,...")
+    return choose_law(laws, group, path)
 
 
 def _num(x: float | None, fmt: str = ".3g") -> str:
@@ -65,10 +57,10 @@ def _config_line(c: Any) -> str:
     return f"{size} with {c.visual_tokens:.3g} visual token{plural}"
 
 
-def _accuracy_line(c: Any) -> str:
+def _accuracy_line(c: Any, level: float) -> str:
     ci = ""
     if c.error_ci:
-        ci = f", 95% CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
+        ci = f", {level:.0%} CI {1 - c.error_ci[1]:.1%} to {1 - c.error_ci[0]:.1%}"
     return f"{c.predicted_accuracy:.1%} predicted (error {c.predicted_error:.4f}{ci})"
 
 
@@ -88,12 +80,13 @@ def _cost_line(c: Any, gpu: str | None) -> str:
     return "; ".join(parts)
 
 
-def _print_plan(p: Any) -> None:
+def _print_plan(p: Any, *, q_default: bool = False) -> None:
     from rich.table import Table
 
+    q_note = " (the default: the paper's running example)" if q_default else ""
     head = f"{_si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
         f"target accuracy {p.target_accuracy:.1%}: the cheapest configuration reaching it")
-    console.print(f"[bold]Plan[/bold] for {head}; Q = {p.text_tokens:g} text tokens, "
+    console.print(f"Plan for {head}; Q = {p.text_tokens:g} text tokens{q_note}, "
                   f"G = {p.gen_tokens:g} generated", highlight=False)
     console.print(f"cost model  {p.cost_label}", highlight=False, markup=False)
     params = ", ".join(f"{k}={v:.4g}" for k, v in p.law.params.items())
@@ -106,7 +99,7 @@ def _print_plan(p: Any) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("Use", f"{_config_line(answer)}  [{where}]")
-    grid.add_row("Accuracy", _accuracy_line(answer))
+    grid.add_row("Accuracy", _accuracy_line(answer, p.ci_level))
     grid.add_row("Cost", _cost_line(answer, p.gpu))
     if answer.p_optimal is not None:
         grid.add_row("Robustness", f"optimal in {answer.p_optimal:.0%} of bootstrap draws")
@@ -116,7 +109,7 @@ def _print_plan(p: Any) -> None:
     if p.discrete is not None:
         o = p.optimum
         console.print(f"\nContinuous optimum ({p.method}): {_config_line(o)}: "
-                      f"{_accuracy_line(o)}, {_si(o.flops, 'FLOPs')}", highlight=False,
+                      f"{_accuracy_line(o, p.ci_level)}, {_si(o.flops, 'FLOPs')}", highlight=False,
                       markup=False)
     u = p.uncertainty and p.uncertainty.get("optimum_across_draws")
     if u:
@@ -146,7 +139,7 @@ def _print_plan(p: Any) -> None:
         console.print()
         console.print(t)
     for w in p.warnings:
-        console.print(f"[yellow]note:[/yellow] {w}", highlight=False)
+        console.print(f"note: {w}", style="yellow")
 
 
 def _print_mix(m: Any) -> None:
@@ -154,7 +147,7 @@ def _print_mix(m: Any) -> None:
 
     from scaling.units import format_params
 
-    console.print(f"[bold]Task mix[/bold] at {_si(m.budget_flops, 'FLOPs')} per request on "
+    console.print(f"Task mix at {_si(m.budget_flops, 'FLOPs')} per request on "
                   f"average ({m.cost_model} cost): one {format_params(m.llm_params)}-parameter "
                   "LLM, tokens per task", highlight=False)
     t = Table()
@@ -173,6 +166,48 @@ def _print_mix(m: Any) -> None:
                   f"({m.gain / m.single_expected_error:.2%} less error)", highlight=False)
 
 
+def _plan_serving(law: Any, *, gpu: str, family: str, text_tokens: float, gen_tokens: float,
+                  tokens: str | None, encoder: str, dtype: str, gpu_hour_usd: float | None,
+                  top: int, as_json: bool, hardware_profile: Path | None, **budget: Any) -> None:
+    """``plan --cost serving``: parse, call :func:`scaling.planner.serving.plan_serving`, print."""
+    from rich.table import Table
+
+    from scaling.cost.calibration import load_profile
+    from scaling.planner.serving import plan_serving
+
+    eff = {}
+    if hardware_profile is not None:
+        prof = load_profile(hardware_profile, gpu=gpu)
+        eff = {"mfu": prof["mfu"], "mbu": prof["mbu"]}
+    p = plan_serving(law, gpu=gpu, family=family, text_tokens=text_tokens,
+                     gen_tokens=gen_tokens, tokens=tokens, encoder=encoder, dtype=dtype,
+                     usd_per_gpu_hour=gpu_hour_usd, top=top, **budget, **eff)
+    if as_json:
+        print_json(p.to_dict())
+        return
+    c, f = p.choice, p.flop_optimum
+    console.print(f"Serving plan on {p.gpu}: Q = {p.text_tokens:g} text tokens, "
+                  f"G = {p.gen_tokens:g} generated, {p.family} + {encoder}", style="bold")
+    t = Table(title="serving optimum vs the FLOP planner at the same spend (GPU-s per request, "
+              "T GPUs x batch B)", title_justify="left")
+    for col in ("", "LLM", "V", "acc.", "GPU-s", "T x B", "TPOT", "binding"):
+        t.add_column(col, justify="left" if col in ("", "LLM", "binding") else "right",
+                     no_wrap=True)
+    for label, x in (("serving", c), ("FLOPs", f)):
+        t.add_row(label, x.llm, f"{x.visual_tokens:g}", f"{x.predicted_accuracy:.1%}",
+                  f"{x.gpu_seconds_per_request:.3g}", f"{x.gpus_per_replica} x {x.max_batch:g}",
+                  _num(x.tpot_s * 1e3, ".3g") + " ms", x.binding)
+    console.print(t)
+    console.print(f"Why: {p.why}")
+    for w in p.warnings:
+        console.print(f"note: {w}", style="yellow")
+
+
+PROFILE_OPT = typer.Option(None, "--hardware-profile", help="--cost serving: mfu/mbu from "
+                           "`scaling calibrate -o`.")
+#: Text tokens per prompt when --text-tokens is not given: the paper's running example (Q = 50).
+DEFAULT_TEXT_TOKENS = 50.0
+
 LAW_OPT = typer.Option(None, "--law", help="Fitted law (FILE.law.json); default: the paper's "
                        "published visual-reasoning law.")
 
@@ -183,13 +218,16 @@ def plan_command(
     flops: str = typer.Option(None, "--flops", help="Budget per request: 1e13, 2T, 500G, 2TFLOP."),
     law: Path = LAW_OPT,
     group: str = typer.Option(None, "--group", help="Which law of a grouped artifact."),
-    text_tokens: float = typer.Option(0, "--text-tokens", "-q", help="Text tokens per prompt."),
+    text_tokens: float = typer.Option(None, "--text-tokens", "-q", help="Text tokens per "
+                                      f"prompt (default {DEFAULT_TEXT_TOKENS:g}, the paper's "
+                                      "running example)."),
     gen_tokens: float = typer.Option(0, "--gen-tokens", help="Generated tokens per request."),
     sizes: str = typer.Option(None, "--sizes", help="Menu of LLM sizes: 0.5B,1.8B,4B,7B."),
     family: str = typer.Option(None, "--family", help="Model family from the catalog "
                                "(qwen1.5, qwen2.5, llama3, vicuna): menu + architecture."),
     tokens: str = typer.Option(None, "--tokens", help="Menu of visual-token counts: 1,4,16,64."),
-    cost: str = typer.Option("paper", "--cost", help="Cost model: paper (2N(Q+V)) or exact."),
+    cost: str = typer.Option("paper", "--cost", help="Cost model: paper (2N(Q+V)), exact, or "
+                             "serving (GPU time under continuous batching)."),
     encoder: str = typer.Option(None, "--encoder", help="Vision encoder for the exact cost "
                                 "(default clip-vit-l-14-336)."),
     gpu: str = typer.Option(None, "--gpu", help="GPU for latency (h100, h200, a100-80gb, ...)."),
@@ -208,15 +246,73 @@ def plan_command(
     law_size: str = typer.Option("nominal", "--law-size", help="Size the law sees for catalog "
                                  "models: nominal (the name's size, as the paper) or actual."),
     top: int = typer.Option(5, "--top", help="How many runners-up to list."),
+    llm: str = typer.Option(None, "--llm", help="One model (catalog name): how many visual "
+                            "tokens for it (with --flops, --max-latency-ms, --target-accuracy, "
+                            "--min-gain)."),
+    min_gain: float = typer.Option(None, "--min-gain", help="With --llm: the knee, the smallest "
+                                   "token count whose next doubling gains less accuracy."),
+    train_flops: str = typer.Option(None, "--train-flops", help="Training compute C for a law "
+                                    "over N and D: the compute-optimal N and D (C = 6ND)."),
+    requests: float = typer.Option(None, "--requests", help="With --train-flops: requests R "
+                                   "served over the model's life (Sardana et al. 2023)."),
+    request_tokens: float = typer.Option(None, "--request-tokens", help="With --requests: "
+                                         "tokens per request Q (inference 2NQR FLOPs)."),
+    gpu_seconds: float = typer.Option(None, "--gpu-seconds", help="--cost serving: GPU-seconds "
+                                      "per request."),
+    usd_per_million: float = typer.Option(None, "--usd-per-million", help="--cost serving: "
+                                          "dollars per 1M requests (with --gpu-hour-usd)."),
+    gpu_hour_usd: float = typer.Option(None, "--gpu-hour-usd", help="Price of a GPU-hour."),
+    throughput: float = typer.Option(None, "--throughput", help="--cost serving: requests/s "
+                                     "that --gpus K GPUs must carry."),
+    gpus: int = typer.Option(None, "--gpus", help="--cost serving: GPUs available."),
+    max_ttft_ms: float = typer.Option(None, "--max-ttft-ms", help="Time-to-first-token cap."),
+    max_tpot_ms: float = typer.Option(None, "--max-tpot-ms", help="Time-per-output-token cap."),
+    hardware_profile: Path = PROFILE_OPT,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable result on stdout."),
 ) -> None:
     """Which LLM size and how many visual tokens per image for an inference budget."""
     from scaling.units import parse_flops
 
+    serving_opts = dict(gpu_seconds=gpu_seconds, usd_per_million=usd_per_million,
+                        throughput=throughput, gpus=gpus, max_ttft_ms=max_ttft_ms,
+                        max_tpot_ms=max_tpot_ms, hardware_profile=hardware_profile)
+    if cost == "serving":
+        if flops is not None or mix is not None or target_accuracy is not None or sizes:
+            raise ScalingError("--cost serving takes a serving budget (--gpu-seconds, "
+                               "--usd-per-million or --throughput with --gpus), not --flops, "
+                               "--mix, --target-accuracy or --sizes")
+        if gpu is None:
+            raise ScalingError("--cost serving needs --gpu NAME (h100, h200, a100-80gb, ...)")
+        _plan_serving(_load_law(law, group, mix=False), gpu=gpu, family=family or "qwen2.5",
+                      text_tokens=DEFAULT_TEXT_TOKENS if text_tokens is None else text_tokens,
+                      gen_tokens=gen_tokens, tokens=tokens,
+                      encoder=encoder or "clip-vit-l-14-336", dtype=dtype,
+                      gpu_hour_usd=gpu_hour_usd, top=top, as_json=as_json, **serving_opts)
+        return
+    given = [f"--{k.replace('_', '-')}" for k, v in serving_opts.items() if v is not None]
+    if given:
+        raise ScalingError(f"{', '.join(given)} belong to --cost serving")
+
     if flops is not None:
         flops = parse_flops(flops)
+    q_default = text_tokens is None
+    text_tokens = DEFAULT_TEXT_TOKENS if q_default else text_tokens
+    if train_flops is not None or llm is not None or min_gain is not None:
+        from scaling.cli import plan_extra
+
+        fitted = _load_law(law, group, mix=False)
+        if train_flops is not None:
+            return plan_extra.plan_training_cli(
+                fitted, train_flops=parse_flops(train_flops, what="--train-flops"),
+                requests=requests, request_tokens=request_tokens, as_json=as_json)
+        if llm is None:
+            raise ScalingError("--min-gain plans tokens for one model: add --llm MODEL")
+        return plan_extra.plan_tokens_cli(
+            fitted, llm=llm, flops=flops, max_latency_ms=max_latency_ms, gpu=gpu,
+            target_accuracy=target_accuracy, min_gain=min_gain, text_tokens=text_tokens,
+            gen_tokens=gen_tokens, encoder=encoder, token_range=token_range, as_json=as_json)
     if cost not in ("paper", "exact"):
-        raise ScalingError(f"--cost must be paper or exact, got {cost!r}")
+        raise ScalingError(f"--cost must be paper, exact or serving, got {cost!r}")
     if sizes is not None and family is not None and cost != "exact":
         raise ScalingError("give --sizes or --family, not both (with --cost exact, --family "
                            "prices the --sizes)")
@@ -226,7 +322,7 @@ def plan_command(
                    max_memory_gb=max_memory_gb, max_latency_ms=max_latency_ms,
                    llm_range=llm_range, token_range=token_range, law_size=law_size)
     if mix is not None:
-        from scaling.mix import plan_mix
+        from scaling.planner.mix import plan_mix
 
         if sizes or tokens or target_accuracy is not None:
             raise ScalingError("--mix plans continuous sizes and tokens: drop --sizes, --tokens "
@@ -241,11 +337,11 @@ def plan_command(
         else:
             _print_mix(m)
         return
-    from scaling.plan import plan
+    from scaling.planner.answer import plan
 
     p = plan(fitted, flops=flops, sizes=sizes, tokens=tokens, target_accuracy=target_accuracy,
-             top=top, **options)
+             top=top, catalog_menu=True, **options)
     if as_json:
         print_json(p.to_dict())
     else:
-        _print_plan(p)
+        _print_plan(p, q_default=q_default)

@@ -5,14 +5,13 @@ Matplotlib is imported by :mod:`scaling.plot` only when a figure is drawn, never
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import console, err_console, guarded, print_json
+from scaling.cli._common import choose_law, console, err_console, guarded, print_json
 from scaling.errors import ScalingError
 
 KINDS = ("frontier", "isoflop", "fit", "heatmap")
@@ -48,14 +47,51 @@ def _load(path: Path | None, group: str | None) -> tuple[Any, str]:
         return PAPER_LAW, PAPER_LAW.label
     from scaling.fit import load_laws
 
-    laws = {name: law if getattr(law, "label", "") else dataclasses.replace(
-        law, label=path.name if name == "all" else f"{path.name} [{name}]")
-        for name, law in load_laws(path).items()}
+    laws = load_laws(path)
     if group is not None:
-        if group not in laws:
-            raise ScalingError(f"group {group!r} is not in {path}; it has {', '.join(laws)}")
-        return {group: laws[group]}, f"{path.name} [{group}]"
+        return {group: choose_law(laws, group, path)}, f"{path.name} [{group}]"
     return laws, str(path.name)
+
+
+def _serving_frontier(kind: str, laws: Any, *, output: Path, gpu: str, family: str | None,
+                      text_tokens: str, gens: list[float], budget: str | None, accuracy: bool,
+                      title: str | None, width: float | None, height: float | None, dpi: float,
+                      json_out: bool, label: str) -> None:
+    """``plot frontier --cost serving``: one panel per generation length."""
+    from dataclasses import replace
+
+    from scaling import plot as plots
+
+    if kind != "frontier":
+        raise ScalingError(f"--cost serving draws plot frontier only, not {kind}")
+    qs = _numbers(text_tokens, "--text-tokens", _text_tokens)
+    if len(qs) > 1:
+        raise ScalingError("--text-tokens takes one value for plot frontier")
+    if any(g < 1 for g in gens):
+        raise ScalingError(f"--gen-tokens must be >= 1 under serving, got {gens}")
+    gpu_s = None
+    if budget is not None:
+        try:
+            gpu_s = float(budget)
+        except ValueError:
+            raise ScalingError(f"--budget under --cost serving is GPU-seconds per request "
+                               f"(e.g. 0.02), got {budget!r}") from None
+        if not gpu_s > 0:
+            raise ScalingError(f"--budget must be > 0 GPU-seconds, got {budget!r}")
+    fig = plots.serving_frontier_figure(laws, gpu=gpu, family=family or "qwen2.5",
+                                        text_tokens=qs[0], gen_tokens=gens, budget=gpu_s,
+                                        accuracy=accuracy, title=title, width=width,
+                                        height=height)
+    path = plots.save_figure(fig.figure, output, dpi=dpi)
+    summary = {**replace(fig, output=path).summary(), "law": label}
+    if json_out:
+        print_json(summary)
+        return
+    console.print(f"wrote {path}: serving frontier, {summary['curves']} curves "
+                  f"(G = {', '.join(f'{g:g}' for g in gens)}; law: {label})", markup=False,
+                  highlight=False, soft_wrap=True)
+    for w in fig.warnings:
+        err_console.print(f"warning: {w}", markup=False)
 
 
 @app.command("plot")
@@ -78,12 +114,16 @@ def plot_command(
         "--group", help="Draw one group of a grouped law (default: one panel per group).")
     ] = None,
     cost: Annotated[str, typer.Option(
-        "--cost", help="Cost model: paper (2N(Q+V)) or exact (architecture).")] = "paper",
+        "--cost", help="Cost model: paper (2N(Q+V)), exact (architecture), or serving "
+        "(GPU-seconds under continuous batching; frontier only).")] = "paper",
     text_tokens: Annotated[str, typer.Option(
         "--text-tokens", "-q", help="Text tokens per prompt Q; isoflop takes a list "
         "(0,50,200: one panel each).")] = "0",
-    gen_tokens: Annotated[float, typer.Option(
-        "--gen-tokens", help="Generated tokens per request.")] = 0,
+    gen_tokens: Annotated[str, typer.Option(
+        "--gen-tokens", help="Generated tokens per request; --cost serving takes a list "
+        "(1,128,1024: one panel each).")] = "0",
+    gpu: Annotated[str, typer.Option(
+        "--gpu", help="--cost serving: the GPU (h100, h200, ...).")] = "h100",
     family: Annotated[str | None, typer.Option(
         "--family", help="Model family for the exact cost (default qwen1.5).")] = None,
     budget: Annotated[str | None, typer.Option(
@@ -109,12 +149,23 @@ def plot_command(
 ) -> None:
     """Draw the error/FLOPs frontier, iso-FLOP curves, an (N, V) heatmap or fit diagnostics."""
     from scaling import plot as plots
-    from scaling.units import parse_flops, parse_params
+    from scaling.units import parse_flops, parse_params, parse_range
 
     if kind not in KINDS:
         raise ScalingError(f"unknown plot {kind!r}; choose one of {', '.join(KINDS)}")
     plots.check_output(output)
     laws, label = _load(law, group)
+    gens = _numbers(gen_tokens, "--gen-tokens", _text_tokens)
+    if cost == "serving":
+        _serving_frontier(kind, laws, output=output, gpu=gpu, family=family,
+                          text_tokens=text_tokens, gens=gens, budget=budget, accuracy=accuracy,
+                          title=title, width=width, height=height, dpi=dpi, json_out=json_out,
+                          label=str(law.name) if law else label)
+        return
+    if len(gens) > 1:
+        raise ScalingError(f"--gen-tokens takes one value unless --cost serving, got "
+                           f"{gen_tokens!r}")
+    gen_tokens = gens[0]
     qs = _numbers(text_tokens, "--text-tokens", _text_tokens)
     if kind != "isoflop" and len(qs) > 1:
         raise ScalingError(f"--text-tokens takes one value for plot {kind}, got {text_tokens!r}"
@@ -129,9 +180,11 @@ def plot_command(
     plan_options = {k: v for k, v in plan_options.items() if v}
     drawn_tokens = None
     if token_range is not None:
-        from scaling.frontier import setting
+        from scaling.planner.problem import tokens_value
+        from scaling.planner.solvers import DEFAULT_TOKEN_RANGE
 
-        drawn_tokens = setting(None, token_range=token_range).limits.token_range
+        drawn_tokens = parse_range(token_range, DEFAULT_TOKEN_RANGE, what="--token-range",
+                                   parse=tokens_value)
     if holdout is not None and holdout.strip().lower() == "none":
         held: list[float] | None = []
     else:

@@ -14,7 +14,7 @@ For each row (``N`` = ``llm_params`` in parameters, ``V`` = ``visual_tokens``, `
 
 ``llm_params`` comes from, in order: the evaluator's ``llm_params``, the entry's ``params``,
 the architecture's **nominal** size (``qwen1.5-7b`` -> 7e9, as the paper's law and the
-planner's default use it; :func:`scaling.pricing.nominal_params`) or, for a custom
+planner's default use it; :func:`scaling.cost.catalog.nominal_params`) or, for a custom
 architecture without one, its real count, or the llm name read as a size (``0.5B``). It stays
 empty when none applies. ``llm_params_actual`` is the architecture's real parameter count
 (embeddings included) whenever an architecture is known.
@@ -35,16 +35,16 @@ def resolve_arch(name: str | None) -> Any:
     """The LLMSpec for a catalog name or an HF ``config.json`` path, else None."""
     if not name:
         return None
-    from scaling import arch
+    from scaling import cost
 
     if name.endswith(".json") or Path(name).is_dir():
-        spec = arch.from_hf_config(name)
+        spec = cost.from_hf_config(name)
         spec = getattr(spec, "llm", spec)  # a LLaVA-style config: its language model
-        if not isinstance(spec, arch.LLMSpec):
+        if not isinstance(spec, cost.LLMSpec):
             raise ScalingError(f"{name}: not an LLM config (got {type(spec).__name__})")
         return spec
     try:
-        return arch.get_llm(name)
+        return cost.get_llm(name)
     except (ScalingError, KeyError):
         return None
 
@@ -53,14 +53,14 @@ def resolve_arch(name: str | None) -> Any:
 def resolve_encoder(name: str | None) -> Any:
     if not name:
         return None
-    from scaling.arch import get_encoder
+    from scaling.cost import get_encoder
 
     return get_encoder(name)
 
 
 def llm_from_spec(fields: dict[str, Any]) -> Any:
     """An LLMSpec built from the field dict an evaluator returned as ``llm_spec``."""
-    from scaling.arch import LLMSpec
+    from scaling.cost import LLMSpec
 
     try:
         return LLMSpec(**fields)
@@ -73,7 +73,6 @@ def annotate(row: dict[str, Any], *, entry: Any, llm_spec: dict[str, Any] | None
              encoder: str | None) -> dict[str, Any]:
     """Add ``llm_params`` and the cost columns to ``row`` (a new dict)."""
     from scaling import cost
-    from scaling.pricing import nominal_params
 
     row = dict(row)
     spec = llm_from_spec(llm_spec) if llm_spec else resolve_arch(entry.arch or entry.name)
@@ -85,7 +84,7 @@ def annotate(row: dict[str, Any], *, entry: Any, llm_spec: dict[str, Any] | None
     elif entry.params is not None:
         n = entry.params
     elif spec is not None:
-        n = nominal_params(spec) or float(cost.llm_params(spec))
+        n = cost.nominal_params(spec) or float(cost.llm_params(spec))
     else:
         n = _as_size(entry.name)
     row["llm_params"] = n
@@ -95,11 +94,9 @@ def annotate(row: dict[str, Any], *, entry: Any, llm_spec: dict[str, Any] | None
     if n is not None:
         row["flops_paper"] = float(cost.paper_flops(n, v, q))
     if spec is not None:
-        from scaling.arch import PROJECTOR_KINDS
-
         enc = resolve_encoder(encoder)
         projector = row.get("compressor") if enc is not None else None
-        projector = projector if projector in PROJECTOR_KINDS else None
+        projector = projector if projector in cost.PROJECTOR_KINDS else None
         c = cost.inference_cost(spec, encoder=enc, projector=projector, visual_tokens=v,
                                 text_tokens=q, gen_tokens=g)
         row["flops"] = float(c.flops_total)

@@ -9,6 +9,7 @@ stops with exit code 2, naming the field and the allowed names. The shape::
       kind: python                     # python | command | toyvlm
       function: mypkg.evals:evaluate   # python: module:function(config) -> metrics
       options: {steps: 200}            # passed to the evaluator as config["options"]
+      text_columns: [answer]           # metrics that hold text; all others: finite numbers
     axes:                              # the grid is the cross product of these
       llm: [qwen1.5-0.5b, 1.8B, {name: my-llm, params: 3B, arch: qwen2.5-3b, path: /ckpt/x}]
       visual_tokens: [1, 4, 16, 64]
@@ -23,6 +24,7 @@ stops with exit code 2, naming the field and the allowed names. The shape::
     retries: 1                         # extra attempts for a failed run (per invocation)
     timeout_s: 600                     # per attempt; null = no limit
     output: results/toyvlm_quick.csv   # .csv or .parquet; --output overrides
+    design: {...}                      # optional: adaptive sweeps (scaling.design validates it)
 
 ``llm`` entries are a catalog name (``qwen1.5-7b``: exact cost from the architecture), a size
 (``0.5B``: paper cost only), or a mapping ``{name, params, arch, path}`` for custom checkpoints:
@@ -41,6 +43,13 @@ The ``command`` evaluator runs a program (an argument list, never a shell)::
 
 Template fields: ``{llm} {llm_path} {visual_tokens} {compressor} {task} {seed} {run_id}
 {output_dir} {attempt}``, every free parameter, and ``{options[key]}``.
+
+Values that start with ``-``: an argument whose template starts with a field (``"{task}"``)
+must not start with ``-`` because of a text value (``--write=FILE`` would reach the program as
+an option); such a sweep stops before running (exit 2). Pass the value as one option's
+argument instead: ``"--tasks={task}"``. Numbers (``seed: [-1]``) may be negative.
+The parser's ``file`` / ``results_dir`` are resolved inside the run's ``{output_dir}``; a
+path that leads outside it (``../x``, ``/etc/x``, a value with ``../``) fails.
 """
 
 from __future__ import annotations
@@ -52,7 +61,6 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scaling.errors import ScalingError
@@ -177,31 +185,35 @@ class LmmsEvalParser(_Strict):
 Parser = Annotated[Union[JsonParser, LmmsEvalParser], Field(discriminator="kind")]  # noqa: UP007
 
 
-class PythonEvaluator(_Strict):
+class _EvaluatorBase(_Strict):
+    options: dict[str, Any] = Field(default_factory=dict)
+    text_columns: list[str] = Field(
+        default_factory=list, description="metrics that hold text (e.g. a model's answer); "
+        "every other metric must be a finite number")
+
+
+class PythonEvaluator(_EvaluatorBase):
     kind: Literal["python"]
     function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
                           description="module:function")
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
-class ToyVLMEvaluator(_Strict):
+class ToyVLMEvaluator(_EvaluatorBase):
     """The built-in CPU toy VLM (``scaling.toyvlm.evaluate``)."""
 
     kind: Literal["toyvlm"]
-    options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def function(self) -> str:
         return "scaling.toyvlm:evaluate"
 
 
-class CommandEvaluator(_Strict):
+class CommandEvaluator(_EvaluatorBase):
     kind: Literal["command"]
     args: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     parser: Parser
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 Evaluator = Annotated[Union[PythonEvaluator, ToyVLMEvaluator, CommandEvaluator],  # noqa: UP007
@@ -234,8 +246,11 @@ class SweepSpec(_Strict):
     encoder: str | None = None
     executor: Executor = Field(default_factory=LocalExecutor)
     retries: int = Field(1, ge=0)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     output: str | None = None
+    design: dict[str, Any] | None = Field(
+        None, description="adaptive-design settings, validated by scaling.design (which this "
+        "package does not import: sweep stays below the planner)")
 
     @model_validator(mode="after")
     def _templates(self) -> SweepSpec:
@@ -282,14 +297,11 @@ def check_template(text: str, fields: frozenset[str], *, where: str) -> None:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec; every problem is one :class:`ScalingError` line."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ScalingError(f"sweep spec {str(path)!r} not found") from None
-    except yaml.YAMLError as exc:
-        raise ScalingError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    """Read and validate a sweep spec; every problem is one :class:`ScalingError` line
+    (duplicate keys and alias bombs included: :mod:`scaling.sweep.safe_yaml`)."""
+    from scaling.sweep.safe_yaml import load_yaml
+
+    data = load_yaml(path, what="sweep spec")
     if not isinstance(data, dict):
         raise ScalingError(f"{path}: a sweep spec is a YAML mapping (name, evaluator, axes, ...)")
     return parse_spec(data, source=str(path))

@@ -1,11 +1,20 @@
-"""A local sweep worker process: ``python -m scaling.sweep.worker FD``.
+"""A local sweep worker process, started by :class:`scaling.sweep.executors.LocalPool`.
 
-It talks to the sweep over the socket ``FD`` (a ``multiprocessing.connection.Connection``):
-first ``sys.path`` (so it imports what the sweep can import), then one job at a time, each
-answered with its record; ``None`` stops it. It is a fresh interpreter, so nothing of the
-caller's ``__main__`` is re-imported and the environment is the caller's at start-up. It
-pins itself to one thread, ignores Ctrl-C (the sweep handles it), kills its command's
-process group on SIGTERM, and exits when the sweep goes away (even SIGKILLed mid-run).
+It starts as ``python -c BOOT FD PARENT`` (:func:`command_line`), not ``python -m``: ``-m``
+(and ``-c``) put the working directory first on ``sys.path``, so a ``multiprocessing.py`` or
+``scaling.py`` there would be imported by every worker. BOOT drops that entry before any
+import, puts the folder of the sweep's own ``scaling`` package first, and imports this module.
+The worker then talks to the sweep over the socket ``FD`` (a
+``multiprocessing.connection.Connection``): first the sweep's ``sys.path`` (so it imports
+exactly what the sweep process can import, nothing more); it answers ``"ready"`` once booted,
+then gets one job at a time, each answered with its record; ``None`` stops it. It is a fresh
+interpreter, so nothing of the caller's ``__main__`` is re-imported and the environment is the
+caller's at start-up.
+
+Every process a run starts is ended after each attempt (:mod:`scaling.sweep.procs`: the worker
+is a child subreaper, detached grandchildren included), and when the worker is told to stop
+(SIGTERM) or the sweep goes away (even SIGKILLed mid-run). It ignores Ctrl-C (the sweep
+handles it).
 """
 
 from __future__ import annotations
@@ -16,45 +25,57 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from scaling.sweep.procs import ProcessTree, become_subreaper
 
-def _kill_command_and_exit(code: int) -> None:
-    from scaling.sweep.evaluators import command
+BOOT = ("import sys\n"
+        "if not getattr(sys.flags, 'safe_path', False): del sys.path[0]  # the cwd\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from scaling.sweep.worker import main\n"
+        "main(int(sys.argv[2]), int(sys.argv[3]))\n")
 
-    if command.current_group is not None:
-        try:
-            os.killpg(command.current_group, signal.SIGKILL)
-        except OSError:
-            pass  # the program has already gone
+
+def command_line(fd: int) -> list[str]:
+    """The argv that starts a worker talking over ``fd`` to this process."""
+    import scaling
+
+    root = str(Path(scaling.__file__).resolve().parent.parent)
+    return [sys.executable, "-c", BOOT, root, str(fd), str(os.getpid())]
+
+
+def _end_and_exit(tree: ProcessTree, code: int) -> None:
+    tree.end(grace_s=1.0)
     os._exit(code)
 
 
-def _watch_parent(parent: int) -> None:
+def _watch_parent(parent: int, tree: ProcessTree) -> None:
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:  # the sweep died: stop now, not after this run
-            _kill_command_and_exit(1)
+            _end_and_exit(tree, 1)
 
 
 def main(fd: int, parent: int) -> None:
     conn = Connection(fd)
-    signal.signal(signal.SIGTERM, lambda signum, frame: _kill_command_and_exit(128 + signum))
+    tree = ProcessTree(os.getpid())
+    if not become_subreaper():
+        tree.watch()
+    signal.signal(signal.SIGTERM, lambda signum, frame: _end_and_exit(tree, 128 + signum))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent, tree), daemon=True).start()
     try:
         sys.path[:] = conn.recv()
-        from scaling.sweep.job import execute_job, pin_threads
+        from scaling.sweep.job import execute_job
 
-        pin_threads()
+        conn.send("ready")
         while True:
             job: Any = conn.recv()
             if job is None:
                 return
-            conn.send(execute_job(job))
+            conn.send(execute_job(job, after_attempt=tree.end))
     except (EOFError, OSError):  # the sweep went away
         return
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    finally:
+        tree.end(grace_s=1.0)

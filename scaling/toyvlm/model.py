@@ -163,7 +163,7 @@ class ToyVLM(nn.Module):
 
 
 def llm_spec(size: ToySize, name: str) -> dict:
-    """The decoder as :class:`scaling.arch.LLMSpec` fields (for the exact cost model):
+    """The decoder as :class:`scaling.cost.specs.LLMSpec` fields (for the exact cost model):
     biased linears, LayerNorm, plain GELU MLP, tied embeddings. The learned position table
     (``(144 + Q) * hidden``) is the only LM parameter the spec does not count."""
     return {"name": name, "layers": size.layers, "hidden": size.hidden, "heads": size.heads,

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from scaling.arch import get_encoder, stack_llms
-from scaling.catalog import LLMS
-from scaling.cost import inference_cost
+from scaling.cost.catalog import LLMS, get_encoder
+from scaling.cost.flops import inference_cost
+from scaling.cost.specs import stack_llms
 
 
 def main(n: int = 1_000_000) -> None:

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from scaling.frontier import frontier
 from scaling.law import PAPER_LAW, FittedLaw
-from scaling.mix import plan_mix
-from scaling.plan import plan
+from scaling.planner.answer import plan
+from scaling.planner.mix import plan_mix
+from scaling.planner.problem import frontier
 
 
 def best_of(fn, repeat: int = 3) -> tuple[float, object]:

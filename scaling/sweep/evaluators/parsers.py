@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,41 @@ class ResultsMissing(EvaluatorFailure):
     """The program wrote no results file."""
 
 
+def results_path(parser: Any, fields: dict[str, Any], output_dir: Path) -> Path | None:
+    """Where ``parser`` reads: its ``file`` (a glob) or ``results_dir`` template filled in and
+    resolved inside ``output_dir``, the run's folder (``None``: stdout). A path that leads
+    outside it (``../``, an absolute path elsewhere, a value with ``../``) raises."""
+    if parser.kind == "json" and parser.file == "-":
+        return None
+    template = parser.results_dir if parser.kind == "lmms_eval" else parser.file
+    try:
+        rendered = template.format_map(fields)
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise EvaluatorFailure(f"cannot fill parser template {template!r}: {exc!r}") from None
+    path = inside(output_dir, output_dir / rendered, what=f"parser path {rendered!r}")
+    return path / "**" / "*_results.json" if parser.kind == "lmms_eval" else path
+
+
+def inside(folder: Path, path: Path, *, what: str) -> Path:
+    """``path`` with symlinks and ``..`` resolved, if that is inside ``folder``; else raise."""
+    base = Path(os.path.realpath(folder))
+    resolved = Path(os.path.realpath(path))
+    if not resolved.is_relative_to(base):
+        raise EvaluatorFailure(f"{what} leads outside the run's folder {folder} (to "
+                               f"{resolved}); give a path inside it")
+    return resolved
+
+
 def parse(parser: Any, *, output_dir: Path, stdout_path: Path,
           fields: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
-    """Dispatch on ``parser.kind`` (``json`` or ``lmms_eval``)."""
-    if parser.kind == "lmms_eval":
-        results_dir = Path(parser.results_dir.format_map(fields))
-        path = newest(str(_under(output_dir, results_dir) / "**" / "*_results.json"))
-        return lmms_eval_rows(load_json(path), score=parser.score, source=path)
-    if parser.file == "-":
+    """Read a run's results with ``parser`` (from :func:`results_path`, or stdout)."""
+    results = results_path(parser, fields, output_dir)
+    if results is None:
         return json_metrics(_stdout_json(stdout_path), keys=parser.keys, source="stdout")
-    pattern = _under(output_dir, Path(parser.file.format_map(fields)))
-    path = newest(str(pattern))
+    path = newest(str(results))
+    inside(output_dir, path, what=f"results file {path}")  # a symlink the program left
+    if parser.kind == "lmms_eval":
+        return lmms_eval_rows(load_json(path), score=parser.score, source=path)
     return json_metrics(load_json(path), keys=parser.keys, source=path)
 
 
@@ -126,10 +151,6 @@ def _stdout_json(stdout_path: Path) -> Any:
         return json.loads(lines[-1])
     except ValueError:
         raise EvaluatorFailure(f"last line of stdout is not JSON: {lines[-1][:120]!r}") from None
-
-
-def _under(base: Path, path: Path) -> Path:
-    return path if path.is_absolute() else base / path
 
 
 def _number(value: Any) -> float | None:

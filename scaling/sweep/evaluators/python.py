@@ -3,7 +3,7 @@
 The timeout is enforced in-process: a timer raises an exception inside the evaluating thread
 (``PyThreadState_SetAsyncExc``), which works in the local pool's workers and in Dask's worker
 threads alike. It interrupts Python code (training loops, polling), not a single C call that
-never returns; the local pool also kills a worker that overstays (see executors.py).
+never returns; the executors also kill a worker process that overstays (see executors.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from scaling.sweep.evaluators.base import EvaluatorFailure, EvaluatorTimeout
+from scaling.sweep.evaluators.base import EvaluatorFailure, EvaluatorTimeout, install_hint
 
 
 class _Deadline(BaseException):
@@ -29,7 +29,8 @@ def load_function(target: str) -> Callable[[dict[str, Any]], Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EvaluatorFailure(f"cannot import evaluator {target!r}: {exc}") from None
+        raise EvaluatorFailure(f"cannot import evaluator {target!r}: {exc}"
+                               f"{install_hint(exc.name)}") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise EvaluatorFailure(f"evaluator {target!r}: module {module_name!r} has no function "
