@@ -219,7 +219,7 @@ def test_evaluate_learns_and_beats_chance(cache):
     assert text["llm_spec"]["hidden"] == 32 and text["llm_spec"]["layers"] == 2
     curve = json.loads(text["curve"])
     assert curve["step"] == [200, 400, 600] and text["best_step"] in curve["step"]
-    assert min(curve["val_loss"]) == pytest.approx(text["val_loss"], abs=1e-4)
+    assert min(curve["val_loss"]) == pytest.approx(text["val_loss"], abs=1e-3)
     assert text["stopped"] in ("plateau", "max_steps")
 
 

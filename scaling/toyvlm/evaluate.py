@@ -80,11 +80,13 @@ def _options(config: dict[str, Any]) -> dict[str, Any]:
 
 def curve_json(result: TrainResult) -> str:
     """The learning curve as compact JSON: ``{"step": [...], "train_loss": [...],
-    "val_loss": [...], "val_accuracy": [...]}`` (one entry per validation evaluation)."""
+    "val_loss": [...], "val_accuracy": [...]}`` (one entry per validation evaluation; about
+    25 characters each, so the sweep runner's 1,000-character limit on a text metric holds
+    about 40 evaluations: keep ``max_steps / eval_every`` below that)."""
     return json.dumps({"step": [p.step for p in result.curve],
-                       "train_loss": [round(p.train_loss, 4) for p in result.curve],
-                       "val_loss": [round(p.val_loss, 4) for p in result.curve],
-                       "val_accuracy": [round(p.val_accuracy, 4) for p in result.curve]},
+                       "train_loss": [round(p.train_loss, 3) for p in result.curve],
+                       "val_loss": [round(p.val_loss, 3) for p in result.curve],
+                       "val_accuracy": [round(p.val_accuracy, 3) for p in result.curve]},
                       separators=(",", ":"))
 
 
