@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from scaling.cli import app
 from scaling.cli._common import console, err_console, guarded, print_json
@@ -118,7 +117,7 @@ def run_command(
     if json_out:
         print_json(report)
     else:
-        console.print(f"[bold]{escape(report.name)}[/]: {report.ok} ok, {report.failed} "
+        console.print(f"{report.name}: {report.ok} ok, {report.failed} "
                       f"failed, {report.pending} pending of {report.total} runs ({report.ran} "
                       f"run now, {report.skipped} already done) in {report.elapsed_s:.1f} s "
                       f"on {report.executor} x{report.workers}")
@@ -150,7 +149,7 @@ def status_command(spec: Path = SPEC_ARG, output: str | None = OUTPUT_OPT,
     if json_out:
         print_json({**to_jsonable(status), "design": design})
         return
-    table = Table(title=escape(f"{status.name}: {status.output}"))
+    table = Table(title=f"{status.name}: {status.output}")
     for col in ("total", "ok", "failed", "pending", "rows"):
         table.add_column(col, justify="right")
     table.add_row(*(str(getattr(status, c)) for c in ("total", "ok", "failed", "pending",
