@@ -131,9 +131,11 @@ def test_formula_artifact_round_trip(tmp_path):
 
 
 def test_old_artifacts_load():
-    """Every shipped law file loads; schema-1 files (no axes) read as N, V laws."""
+    """Every shipped law file loads; schema-1 files (no axes) read as N, V laws. The schema-1
+    file in tests/data is the grouped toy-VLM artifact as version 0.1 wrote it."""
     versions = set()
-    for path in sorted((ROOT / "results").glob("*.law.json")):
+    paths = [*(ROOT / "results").glob("*.law.json"), ROOT / "tests/data/toyvlm_schema1.law.json"]
+    for path in sorted(paths):
         schema = json.loads(path.read_text()).get("schema")
         versions.add(schema)
         for law in load_laws(path).values():

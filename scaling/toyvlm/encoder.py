@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scaling.files import atomic_write
 from scaling.toyvlm import data
 
 LABEL_CLASSES = (len(data.COLOURS) + 1, len(data.SHAPES) + 1, len(data.CHARS) + 1, 5)
@@ -158,7 +159,7 @@ def feature_cache(settings: EncoderSettings, cache_dir: str | Path | None = None
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"features-{settings.key()}.npz"
-    with open(root / f"features-{settings.key()}.lock", "w") as lock:
+    with open(root / f"features-{settings.key()}.lock", "a") as lock:  # never truncates
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
             _build(settings, path)
@@ -189,6 +190,4 @@ def _build(settings: EncoderSettings, path: Path) -> None:
     for prefix, s in (("train", train), ("test", test)):
         for name in ("labels", "image_index", "question", "answer", "qtype"):
             arrays[f"{prefix}_{name}"] = getattr(s, name)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, info=np.array(json.dumps(info)), **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: np.savez(fh, info=np.array(json.dumps(info)), **arrays))
