@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -70,6 +71,13 @@ def choose_law(laws: dict[str, Any], group: str | None, path: Any) -> Any:
         return next(iter(laws.values()))
     raise ScalingError(f"{path} holds one law per group ({', '.join(laws)}): choose one with "
                        "--group NAME")
+
+
+def si(x: float | None, unit: str = "") -> str:
+    """A quantity in SI form for people (``1.2e13`` -> ``12 T``); ``-`` when unknown."""
+    from scaling.units import format_quantity
+
+    return "-" if x is None or not math.isfinite(x) else format_quantity(x, unit=unit)
 
 
 def print_json(payload: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from scaling.cli import app
-from scaling.cli._common import choose_law, console, guarded, print_json
+from scaling.cli._common import choose_law, console, guarded, print_json, si
 from scaling.errors import ScalingError
 
 
@@ -37,12 +37,6 @@ def _num(x: float | None, fmt: str = ".3g") -> str:
     return "-" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
-def _si(x: float | None, unit: str = "") -> str:
-    from scaling.units import format_quantity
-
-    return "-" if x is None or not math.isfinite(x) else format_quantity(x, unit=unit)
-
-
 def _config_line(c: Any) -> str:
     from scaling.units import format_params
 
@@ -65,16 +59,16 @@ def _accuracy_line(c: Any, level: float) -> str:
 
 
 def _cost_line(c: Any, gpu: str | None) -> str:
-    parts = [f"{_si(c.flops, 'FLOPs')}"]
-    split = [f"{name} {_si(v)}" for name, v in (("prefill", c.flops_prefill),
+    parts = [f"{si(c.flops, 'FLOPs')}"]
+    split = [f"{name} {si(v)}" for name, v in (("prefill", c.flops_prefill),
                                                  ("decode", c.flops_decode),
                                                  ("vision", c.flops_vision)) if v]
     if split:
         parts[0] += " (" + ", ".join(split) + ")"
     if math.isfinite(c.kv_cache_bytes):
-        parts.append(f"KV cache {_si(c.kv_cache_bytes, 'B')}")
+        parts.append(f"KV cache {si(c.kv_cache_bytes, 'B')}")
     if math.isfinite(c.memory_bytes):
-        parts.append(f"memory {_si(c.memory_bytes, 'B')} (weights + KV)")
+        parts.append(f"memory {si(c.memory_bytes, 'B')} (weights + KV)")
     if math.isfinite(c.latency_s):
         parts.append(f"latency {c.latency_s * 1e3:.3g} ms on {gpu} (roofline)")
     return "; ".join(parts)
@@ -84,7 +78,7 @@ def _print_plan(p: Any, *, q_default: bool = False) -> None:
     from rich.table import Table
 
     q_note = " (the default: the paper's running example)" if q_default else ""
-    head = f"{_si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
+    head = f"{si(p.budget_flops, 'FLOPs')} per request" if p.target_accuracy is None else (
         f"target accuracy {p.target_accuracy:.1%}: the cheapest configuration reaching it")
     console.print(f"Plan for {head}; Q = {p.text_tokens:g} text tokens{q_note}, "
                   f"G = {p.gen_tokens:g} generated", highlight=False)
@@ -109,15 +103,15 @@ def _print_plan(p: Any, *, q_default: bool = False) -> None:
     if p.discrete is not None:
         o = p.optimum
         console.print(f"\nContinuous optimum ({p.method}): {_config_line(o)}: "
-                      f"{_accuracy_line(o, p.ci_level)}, {_si(o.flops, 'FLOPs')}", highlight=False,
+                      f"{_accuracy_line(o, p.ci_level)}, {si(o.flops, 'FLOPs')}", highlight=False,
                       markup=False)
     u = p.uncertainty and p.uncertainty.get("optimum_across_draws")
     if u:
         v, n = u["visual_tokens"], u["llm_params"]
         console.print(f"Across {u['n_draws']} bootstrap draws the optimum is "
                       f"{v['median']:.3g} tokens ({v['interval'][0]:.3g}-{v['interval'][1]:.3g})"
-                      f" and {_si(n['median'])} params ({_si(n['interval'][0])}-"
-                      f"{_si(n['interval'][1])})", highlight=False)
+                      f" and {si(n['median'])} params ({si(n['interval'][0])}-"
+                      f"{si(n['interval'][1])})", highlight=False)
     if p.alternatives:
         from scaling.units import format_params
 
@@ -130,8 +124,8 @@ def _print_plan(p: Any, *, q_default: bool = False) -> None:
             t.add_column("P(opt)", justify="right")
         for c in p.alternatives:
             row = [c.llm or format_params(c.llm_params), f"{c.visual_tokens:.3g}",
-                   f"{c.predicted_accuracy:.2%}", _si(c.flops), _si(c.kv_cache_bytes, "B"),
-                   _si(c.memory_bytes, "B"),
+                   f"{c.predicted_accuracy:.2%}", si(c.flops), si(c.kv_cache_bytes, "B"),
+                   si(c.memory_bytes, "B"),
                    "-" if not math.isfinite(c.latency_s) else f"{c.latency_s * 1e3:.3g} ms"]
             if show_p:
                 row.append(_num(c.p_optimal, ".0%"))
@@ -147,7 +141,7 @@ def _print_mix(m: Any) -> None:
 
     from scaling.units import format_params
 
-    console.print(f"Task mix at {_si(m.budget_flops, 'FLOPs')} per request on "
+    console.print(f"Task mix at {si(m.budget_flops, 'FLOPs')} per request on "
                   f"average ({m.cost_model} cost): one {format_params(m.llm_params)}-parameter "
                   "LLM, tokens per task", highlight=False)
     t = Table()

@@ -10,15 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scaling.cli._common import console, print_json
+from scaling.cli._common import console, print_json, si
 from scaling.errors import ScalingError
 from scaling.law import PAPER_LAW
-
-
-def _si(x: float, unit: str = "") -> str:
-    from scaling.units import format_quantity
-
-    return "-" if x is None or not math.isfinite(x) else format_quantity(x, unit=unit)
 
 
 def _point(p: Any) -> dict[str, Any] | None:
@@ -33,18 +27,12 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
                     gpu: str | None, target_accuracy: float | None, min_gain: float | None,
                     text_tokens: float, gen_tokens: float, encoder: str | None,
                     token_range: str | None, as_json: bool) -> None:
+    from scaling.planner.problem import tokens_value
     from scaling.planner.tokens_only import TOKEN_RANGE, plan_tokens
+    from scaling.units import parse_range
 
-    rng = TOKEN_RANGE
-    if token_range is not None:
-        lo, colon, hi = token_range.partition(":")
-        try:
-            rng = (int(float(lo)), int(float(hi)))
-            if not colon:
-                raise ValueError
-        except ValueError:
-            raise ScalingError(f"--token-range must look like LOW:HIGH (e.g. 1:576), got "
-                               f"{token_range!r}") from None
+    lo, hi = parse_range(token_range, TOKEN_RANGE, what="--token-range", parse=tokens_value)
+    rng = (int(lo), int(hi))
     law = PAPER_LAW if law is None else law
     p = plan_tokens(law, llm=llm, flops=flops, max_latency_ms=max_latency_ms, gpu=gpu,
                     target_accuracy=target_accuracy, min_gain=min_gain,
@@ -64,6 +52,7 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
                     "curve": p.curve, "cost_model": "exact (the model's architecture)",
                     "warnings": list(p.warnings)})
         return
+    from scaling.planner.answer import ci_level
     from scaling.units import format_params
 
     console.print(f"{p.llm} ({format_params(p.llm_params)} params) + {p.encoder}, law "
@@ -76,10 +65,11 @@ def plan_tokens_cli(law: Any, *, llm: str, flops: float | None, max_latency_ms: 
             continue
         ci = ""
         if pt.error_ci:
-            ci = f", 95% CI {1 - pt.error_ci[1]:.1%}-{1 - pt.error_ci[0]:.1%}"
+            ci = (f", {ci_level(law):.0%} CI {1 - pt.error_ci[1]:.1%}-"
+                  f"{1 - pt.error_ci[0]:.1%}")
         lat = "" if not math.isfinite(pt.latency_s) else f", {pt.latency_s * 1e3:.3g} ms"
         console.print(f"{name}: {pt.visual_tokens} visual tokens -> "
-                      f"{pt.predicted_accuracy:.2%} predicted{ci}; {_si(pt.flops, 'FLOPs')}"
+                      f"{pt.predicted_accuracy:.2%} predicted{ci}; {si(pt.flops, 'FLOPs')}"
                       f"{lat}")
     for w in p.warnings:
         console.print(f"note: {w}", style="yellow")
@@ -115,7 +105,7 @@ def plan_training_cli(law: Any, *, train_flops: float, requests: float | None,
     console.print(f"{what} compute {train_flops:.3g} FLOPs, law {law.label or law.law} "
                   f"({best.method})", style="bold")
     console.print(f"optimum: {format_params(best.llm_params)} parameters trained on "
-                  f"{_si(best.train_tokens)} tokens ({best.tokens_per_param:.3g} tokens "
+                  f"{si(best.train_tokens)} tokens ({best.tokens_per_param:.3g} tokens "
                   f"per parameter), predicted loss {best.predicted_loss:.4f}")
     if sweep:
         from rich.table import Table
@@ -124,7 +114,7 @@ def plan_training_cli(law: Any, *, train_flops: float, requests: float | None,
                   "inference FLOPs", "loss", title=f"Sardana et al. 2023: {Q:g} tokens per "
                   "request, same lifetime compute", title_justify="left")
         for o in sweep:
-            t.add_row(f"{o.requests:.3g}", format_params(o.llm_params), _si(o.train_tokens),
+            t.add_row(f"{o.requests:.3g}", format_params(o.llm_params), si(o.train_tokens),
                       f"{o.tokens_per_param:.3g}", f"{o.train_flops:.3g}",
                       f"{o.inference_flops:.3g}", f"{o.predicted_loss:.4f}")
         console.print(t)

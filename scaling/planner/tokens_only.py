@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.law import interval
 
 TOKEN_RANGE = (1, 2880)
 DEFAULT_MIN_GAIN = 0.005
@@ -96,11 +97,13 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
                 max_latency_ms: float | None = None, gpu: str | None = None,
                 target_accuracy: float | None = None, min_gain: float | None = None,
                 text_tokens: float = 50, gen_tokens: float = 0, encoder: str | None = None,
-                token_range: tuple[int, int] = TOKEN_RANGE, level: float = 0.95,
+                token_range: tuple[int, int] = TOKEN_RANGE, level: float | None = None,
                 ) -> TokenPlan:
-    """Answer the token questions for model ``llm`` (see the module doc)."""
+    """Answer the token questions for model ``llm`` (see the module doc). Intervals are at
+    ``level``, by default the law's own ``ci_level`` (as in :func:`scaling.plan`)."""
     from scaling.cost.catalog import get_llm, nominal_params
     from scaling.cost.flops import inference_cost
+    from scaling.planner.answer import ci_level
     from scaling.planner.pricing import DEFAULT_ENCODER
 
     lo, hi = (int(token_range[0]), int(token_range[1]))
@@ -144,10 +147,9 @@ def plan_tokens(law: Any, *, llm: str, flops: float | None = None,
             return None
         ci = None
         if draws is not None:
-            col = draws[:, i][np.isfinite(draws[:, i])]
-            if col.size:
-                q = np.quantile(col, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-                ci = (float(q[0]), float(q[1]))
+            lo_hi = interval(draws[:, i][np.isfinite(draws[:, i])],
+                             ci_level(law) if level is None else level)
+            ci = None if math.isnan(lo_hi[0]) else lo_hi
         return TokenPoint(int(V[i]), float(Y[i]), float(F[i]), float(lat[i]), ci)
 
     best = cheapest = knee = None
