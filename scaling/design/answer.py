@@ -19,6 +19,7 @@ import numpy as np
 
 from scaling import FittedLaw, plan
 from scaling.design.spec import Design
+from scaling.law import interval
 
 LINE_POINTS = 257
 
@@ -118,8 +119,8 @@ def answer(design: Design, fit: Any) -> Answer:
     ci, widths = {}, []
     for name, values in (("visual_tokens", d.v_star), ("llm_params", d.n_star),
                          ("predicted_error", d.error)):
-        lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-        ci[name] = (float(lo), float(hi))
+        lo, hi = interval(values, level)
+        ci[name] = (lo, hi)
         widths.append((hi - lo) / max(abs(float(np.median(values))), 1e-300))
     picked = np.flatnonzero(np.isclose(d.menu[:, 0], point.llm_params)
                             & np.isclose(d.menu[:, 1], point.visual_tokens))

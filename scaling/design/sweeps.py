@@ -23,6 +23,7 @@ from scaling.design.campaign import Data, Outcome, Round, choose, drive, fit_dat
 from scaling.design.criterion import Pick
 from scaling.design.spec import Design, design_of
 from scaling.errors import ScalingError
+from scaling.fit.table import is_error_name
 from scaling.sweep import SweepSpec, run_sweep
 from scaling.sweep.store import RunStore
 
@@ -84,9 +85,9 @@ def read_data(design: Design, output: Path) -> Data:
 
 
 def error_like(metric: str, value: float, where: str) -> float:
-    """DESIGN.md's rule: ``error``/``loss`` names as is, accuracies as ``1 - value``."""
-    low = metric.lower()
-    if low in ("error", "loss") or low.endswith(("_error", "_loss", "-error", "-loss")):
+    """DESIGN.md's rule, the fitter's (:func:`scaling.fit.table.is_error_name`): error-like
+    names as is, accuracies as ``1 - value``."""
+    if is_error_name(metric):
         return value
     if not 0.0 <= value <= 1.0:
         raise ScalingError(f"run {where}: accuracy {metric}={value!r} is outside [0, 1]; "

@@ -331,7 +331,9 @@ def _llm_params(t: _Table, mask: np.ndarray) -> np.ndarray:
     return parsed[inv.ravel()]
 
 
-def _is_error_name(name: str) -> bool:
+def is_error_name(name: str) -> bool:
+    """Whether a metric column is error-like (fitted as is) rather than an accuracy
+    (fitted as ``1 - value``): ``error``, ``loss`` and names such as ``val_loss``."""
     low = name.lower()
     return any(low == e or low.endswith(("_" + e, "-" + e)) or low.startswith(e + "_")
                for e in ERROR_NAMES)
@@ -439,7 +441,7 @@ def _load_table(t: Any, fi: int, *, present: Sequence[str], bindings: Mapping[st
         if col not in t.columns:
             raise ScalingError(f"{t.name} has no column {col!r}; its columns are "
                                f"{', '.join(t.columns)}")
-    kinds = {c: kind if kind != "auto" else ("error" if _is_error_name(c) else "accuracy")
+    kinds = {c: kind if kind != "auto" else ("error" if is_error_name(c) else "accuracy")
              for c in chosen}
     if len(set(kinds.values())) > 1:
         raise ScalingError(f"--metric mixes error-like and accuracy-like columns "
