@@ -222,6 +222,12 @@ def check_params(form: LawForm, params: Mapping[str, float], *, what: str = "law
 DEFAULT_CI_LEVEL = 0.9
 
 
+def accuracy(error: float) -> float:
+    """The accuracy an answer shows, ``1 - error`` clipped to [0, 1]: a law's prediction beyond
+    the metric's range is an extrapolation, never an answer (planners warn about it)."""
+    return min(max(1.0 - float(error), 0.0), 1.0)
+
+
 def interval(values, level: float) -> tuple[float, float]:
     """Percentile interval of ``values`` at ``level`` (order statistics, so safe with inf;
     NaNs, e.g. draws where a quantity is undefined, are left out)."""

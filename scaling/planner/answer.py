@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, interval, optimal_visual_tokens
+from scaling.law import DEFAULT_CI_LEVEL, PAPER_LAW, accuracy, interval, optimal_visual_tokens
 from scaling.planner.menu import Menu, MenuTable, optimal_shares, price_menu, rank
 from scaling.planner.pricing import DEFAULT_FAMILY
 from scaling.planner.problem import (  # noqa: F401  (Frontier, frontier: re-exported)
@@ -76,9 +76,7 @@ class Choice:
 
     @property
     def predicted_accuracy(self) -> float:
-        """``1 - error``, clipped to [0, 1]: a law's prediction beyond the metric's range is
-        an extrapolation, never an answer (the plan warns)."""
-        return min(max(1.0 - self.predicted_error, 0.0), 1.0)
+        return accuracy(self.predicted_error)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

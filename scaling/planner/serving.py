@@ -37,6 +37,7 @@ from scaling.cost.flops import inference_cost, llm_params
 from scaling.cost.hardware import get_gpu
 from scaling.cost.serving import serving_cost, tensor_parallel_ok
 from scaling.errors import ScalingError
+from scaling.law import accuracy
 from scaling.planner.answer import FIT_RANGES
 from scaling.planner.problem import check_law
 from scaling.units import format_params
@@ -68,7 +69,7 @@ class ServingChoice:
 
     @property
     def predicted_accuracy(self) -> float:
-        return 1.0 - self.predicted_error
+        return accuracy(self.predicted_error)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import interval
+from scaling.law import accuracy, interval
 
 TOKEN_RANGE = (1, 2880)
 DEFAULT_MIN_GAIN = 0.005
@@ -45,7 +45,7 @@ class TokenPoint:
 
     @property
     def predicted_accuracy(self) -> float:
-        return 1.0 - self.predicted_error
+        return accuracy(self.predicted_error)
 
 
 @dataclass(frozen=True)
