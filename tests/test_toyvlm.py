@@ -20,12 +20,18 @@ from scaling.errors import ScalingError
 from scaling.toyvlm import COMPRESSORS, SIZES, data, evaluate, lm_size
 from scaling.toyvlm.compressors import GRID_KINDS, PATCHES, bipartite_merge, make_compressor
 from scaling.toyvlm.curves import plot_curves
-from scaling.toyvlm.encoder import EncoderSettings, feature_cache
+from scaling.toyvlm.encoder import (
+    ConvEncoder,
+    EncoderSettings,
+    feature_cache,
+    scene_summary,
+    targets,
+)
 from scaling.toyvlm.model import ToyVLM, count, llm_spec
 from scaling.toyvlm.train import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"n_train": 2000, "n_test": 300, "encoder_steps": 300, "encoder_channels": 16}
+TINY = {"n_train": 2000, "n_test": 300, "encoder_steps": 600, "encoder_channels": 16}
 TINY_ENCODER = EncoderSettings(n_train=TINY["n_train"], n_test=TINY["n_test"],
                                steps=TINY["encoder_steps"], channels=TINY["encoder_channels"])
 
@@ -92,6 +98,34 @@ def test_questions_on_filters_images_and_family():
     reasoning = data.questions_on(split, None, "reasoning")
     assert len(reasoning.answer) + len(data.questions_on(split, None, "text").answer) == \
         len(split.answer)
+
+
+# --- encoder ----------------------------------------------------------------------------
+
+def test_scene_summary_names_each_object_and_its_centre():
+    """Hand-placed scene: a red circle in the top-left 2x2 box, a blue square in the
+    bottom-right one. The summary marks exactly those two of the 24 colour-shape objects,
+    at their box centres (cell 0.5 and 10.5 on the [-1, 1] ramp over 12 cells)."""
+    scene = data.Scene((("red", "circle", 0, 0), ("blue", "square", 10, 10)), "ABCEF", 5, 1)
+    _, labels = data.render(scene, np.random.default_rng(0))
+    present, where = scene_summary(targets(torch.from_numpy(labels)[None]))
+    red_circle = list(data.COLOURS).index("red") * len(data.SHAPES) + data.SHAPES.index("circle")
+    blue_square = list(data.COLOURS).index("blue") * len(data.SHAPES) + data.SHAPES.index("square")
+    assert present.shape == (1, 24) and torch.nonzero(present[0]).flatten().tolist() == \
+        sorted([red_circle, blue_square])
+    centre = 2 * 0.5 / (data.GRID - 1) - 1  # cell 0.5 -> -10/11
+    torch.testing.assert_close(where[0, red_circle], torch.tensor([centre, centre]))
+    torch.testing.assert_close(where[0, blue_square], torch.tensor([-centre, -centre]))
+    assert where[0, present[0] == 0].abs().max() == 0
+
+
+def test_encoder_features_know_where_a_cell_is():
+    """Coordinate channels: on a blank image, two interior cells (where zero padding cannot
+    tell them apart) get different features."""
+    torch.manual_seed(0)
+    feats = ConvEncoder(channels=8, feat_dim=4)(torch.zeros(1, 3, data.IMAGE, data.IMAGE))[0]
+    a, b = feats[5 * data.GRID + 5], feats[5 * data.GRID + 6]
+    assert (a - b).abs().max() > 1e-4
 
 
 # --- compressors ------------------------------------------------------------------------
@@ -241,6 +275,21 @@ def test_training_stops_at_a_plateau_and_keeps_the_best_checkpoint(cache):
     assert all(torch.equal(a, b) for a, b in zip(start, model.parameters(), strict=True))
 
 
+def test_no_plateau_is_counted_before_min_steps(cache):
+    """The same frozen model with ``min_steps = 10``: the evaluation at step 10 does not
+    count, so the rate drops at 15 and training ends at 20 instead of 15."""
+    f = feature_cache(TINY_ENCODER, cache)
+    feats = torch.from_numpy(f.train.astype(np.float32))
+    torch.manual_seed(0)
+    model = ToyVLM(SIZES["toy-xs"], visual_tokens=1, compressor="avgpool",
+                   feat_dim=feats.shape[-1])
+    val = data.questions_on(f.train_split, np.arange(50), "reasoning")
+    result = train(model, feats, data.questions_on(f.train_split, np.arange(50, 500)), val,
+                   TrainSettings(max_steps=1000, batch=8, lr=0.0, eval_every=5, patience=1,
+                                 min_steps=10))
+    assert result.stopped == "plateau" and result.steps == 20 and result.best_step == 5
+
+
 def test_same_seed_same_accuracy(cache):
     config = {"llm": "toy-xs", "visual_tokens": 9, "compressor": "quecc",
               "options": _options(cache, max_steps=20, eval_every=10)}
@@ -279,6 +328,38 @@ def test_shipped_specs_validate():
     assert len(full.axes.seed) >= 2 and sorted(full.axes.task) == ["reasoning", "text"]
     assert set(quick.evaluator.options) <= set(TINY) | {"max_steps", "batch", "lr",
                                                         "eval_every", "patience", "n_val"}
+
+
+def test_adaptive_spec_is_the_study_s_reasoning_half():
+    """sweeps/toyvlm_adaptive.yaml must stay in step with sweeps/toyvlm.yaml (its comment
+    says its runs can be replayed from the study's records): same evaluator options and the
+    same axis values, restricted to the reasoning family."""
+    from scaling.sweep.spec import load_spec
+
+    full = load_spec(ROOT / "sweeps" / "toyvlm.yaml")
+    adaptive = load_spec(ROOT / "sweeps" / "toyvlm_adaptive.yaml")
+    assert adaptive.evaluator.options == full.evaluator.options
+    assert [e.name for e in adaptive.axes.llm] == [e.name for e in full.axes.llm]
+    for axis in ("visual_tokens", "compressor", "seed"):
+        assert getattr(adaptive.axes, axis) == getattr(full.axes, axis), axis
+    assert adaptive.axes.task == ["reasoning"] and adaptive.text_tokens == full.text_tokens
+
+
+def test_report_tables_give_mean_and_half_range_over_seeds():
+    import pandas as pd
+
+    from scaling.toyvlm.report import grid_table, seed_spread, type_table
+
+    rows = [{"task": "text", "llm": "toy-xs", "llm_params": 9936, "visual_tokens": v,
+             "seed": s, "accuracy": acc, "acc_read": acc, "train_steps": 100,
+             "stopped": "plateau", "status": "ok"}
+            for v, s, acc in ((1, 0, 0.10), (1, 1, 0.14), (16, 0, 0.50), (16, 1, 0.40))]
+    table = pd.DataFrame(rows + [{**rows[0], "accuracy": 0.9, "status": "failed"}])
+    assert "| text | toy-xs (9,936) | 0.120 ± 0.020 | 0.450 ± 0.050 |" in grid_table(table)
+    assert seed_spread(table)["text"] == pytest.approx((0.07, 0.10))
+    assert "| toy-xs | 16 | 0.45 | 100, 100 | plateau, plateau |" in type_table(table, "text")
+    with pytest.raises(ScalingError, match="no seed column"):
+        grid_table(table.drop(columns="seed"))
 
 
 def test_quick_spec_runs_through_the_sweep_runner(cache, tmp_path):

@@ -12,6 +12,8 @@ option                    default   meaning
 ========================  ========  ==================================================
 ``max_steps``             6000      optimiser steps at most (training stops earlier at a
                                     plateau of the validation loss: :mod:`.train`)
+``min_steps``             0         no plateau is counted before this step (the initial
+                                    plateau near chance is not convergence)
 ``batch``                 64        questions per step
 ``lr``                    2e-3      peak learning rate (AdamW, warm-up, drops on plateaus)
 ``weight_decay``          0.01
@@ -20,7 +22,7 @@ option                    default   meaning
 ``n_train`` / ``n_test``  6000/1000 scenes in the train / held-out test split
 ``n_val``                 400       train scenes held out for early stopping
 ``data_seed``             0         scenes (the test split uses ``data_seed + 1000003``)
-``encoder_steps``         800       encoder pre-training steps on the dense labels
+``encoder_steps``         1600      encoder pre-training steps on the dense labels
 ``encoder_channels``      48        encoder conv width (small values: fast test encoders)
 ``cache_dir``             ~/.cache/scaling/toyvlm (or ``$SCALING_CACHE/toyvlm``)
 ========================  ========  ==================================================
@@ -52,8 +54,9 @@ from scaling.toyvlm.encoder import EncoderSettings, Features, feature_cache
 from scaling.toyvlm.model import ToyVLM, count, llm_spec, lm_size
 from scaling.toyvlm.train import TrainResult, TrainSettings, accuracy, train
 
-OPTIONS = ("max_steps", "batch", "lr", "weight_decay", "eval_every", "patience", "n_train",
-           "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels", "cache_dir")
+OPTIONS = ("max_steps", "min_steps", "batch", "lr", "weight_decay", "eval_every", "patience",
+           "n_train", "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels",
+           "cache_dir")
 
 
 @functools.lru_cache(maxsize=2)
@@ -102,7 +105,7 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
     enc = EncoderSettings(n_train=int(opts.get("n_train", 6000)),
                           n_test=int(opts.get("n_test", 1000)),
                           data_seed=int(opts.get("data_seed", 0)),
-                          steps=int(opts.get("encoder_steps", 800)),
+                          steps=int(opts.get("encoder_steps", EncoderSettings.steps)),
                           channels=int(opts.get("encoder_channels", 48)))
     cache_dir = opts.get("cache_dir")
     features, train_x, test_x, chance = _features(enc, str(Path(cache_dir).expanduser())
@@ -110,6 +113,7 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
     default = TrainSettings()
     settings = TrainSettings(
         max_steps=int(opts.get("max_steps", default.max_steps)),
+        min_steps=int(opts.get("min_steps", default.min_steps)),
         batch=int(opts.get("batch", default.batch)), lr=float(opts.get("lr", default.lr)),
         weight_decay=float(opts.get("weight_decay", default.weight_decay)),
         eval_every=int(opts.get("eval_every", default.eval_every)),

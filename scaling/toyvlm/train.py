@@ -10,8 +10,10 @@ never trains on. Early stopping on that split: when the validation loss has not 
 (at most ``drops`` times); after the last drop the next plateau ends training. The best
 checkpoint by validation loss is kept, so every grid point is scored at its own plateau
 whatever its sequence length, not at a fixed step count (``max_steps`` is a cap;
-:class:`TrainResult` says whether it was hit). Scoring is exact-match accuracy of the
-arg-max answer on every held-out question.
+:class:`TrainResult` says whether it was hit). No plateau is counted before ``min_steps``:
+small transformers sit on a long initial plateau near chance before their loss drops, and
+early stopping alone cannot tell that plateau from convergence. Scoring is exact-match
+accuracy of the arg-max answer on every held-out question.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from scaling.toyvlm.model import ToyVLM
 @dataclass(frozen=True)
 class TrainSettings:
     max_steps: int = 6000
+    min_steps: int = 0
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -143,6 +146,8 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
         if val_loss < best:  # a small gain: keep the checkpoint, still count a plateau step
             best, best_step = val_loss, step
             best_state = copy.deepcopy(model.state_dict())
+        if step <= s.min_steps:  # too early to call a plateau (the initial one is not the end)
+            continue
         bad += 1
         if bad >= s.patience:
             if drops >= s.drops:
