@@ -1,4 +1,4 @@
-"""A small conv vision encoder, pretrained once on dense per-cell labels, then frozen.
+"""A small conv vision encoder, pretrained once on per-cell and image-level labels, then frozen.
 
 As LLaVA keeps CLIP frozen, every grid point of a sweep shares one encoder: it is trained
 on the scenes' per-cell labels (colour, shape, character, part-of-box, and the object: the
