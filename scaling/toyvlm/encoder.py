@@ -2,8 +2,8 @@
 
 As LLaVA keeps CLIP frozen, every grid point of a sweep shares one encoder: it is trained
 on the scenes' per-cell labels (colour, shape, character, part-of-box, and the object: the
-colour-shape pair) and on one image-level label (which objects the scene holds, read off
-the mean of all patch features), then its ``12 x 12`` patch features of the train and test
+colour-shape pair) and on image-level labels (which objects the scene holds and where,
+read off the mean of all patch features), then its ``12 x 12`` patch features of the train and test
 scenes are cached on disk under a directory keyed by the settings (:func:`feature_cache`),
 written atomically under a file lock so parallel sweep workers build it once.
 
@@ -40,9 +40,8 @@ PLANES = ("colour", "shape", "char", "part", "object")
 def targets(labels: torch.Tensor) -> torch.Tensor:
     """The pre-training targets ``(B, 5, 12, 12)``: the four label planes of
     :func:`scaling.toyvlm.data.render` plus ``object``, the colour-shape pair of the cell
-    (0 none, 1..24). Like CLIP's patch tokens, whose features name objects rather than
-    separate attributes, the features then carry which object a cell shows: a region's
-    mean still says which objects it holds (not only which colours and which shapes)."""
+    (0 none, 1..24): trained on it, a region's mean feature says which objects the region
+    holds, not only which colours and which shapes."""
     colour, shape = labels[:, 0], labels[:, 1]
     obj = torch.where(colour > 0, (colour - 1) * len(data.SHAPES) + shape, 0)
     return torch.cat([labels, obj[:, None]], dim=1)
