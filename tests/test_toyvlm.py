@@ -330,15 +330,18 @@ def test_shipped_specs_validate():
                                                         "eval_every", "patience", "n_val"}
 
 
-def test_adaptive_spec_is_the_study_s_reasoning_half():
+def test_adaptive_and_compressor_specs_train_as_the_study_does():
     """sweeps/toyvlm_adaptive.yaml must stay in step with sweeps/toyvlm.yaml (its comment
     says its runs can be replayed from the study's records): same evaluator options and the
-    same axis values, restricted to the reasoning family."""
+    same axis values, restricted to the reasoning family. The compressor comparison says it
+    trains as the study does (its avgpool rows repeat the study's)."""
     from scaling.sweep.spec import load_spec
 
     full = load_spec(ROOT / "sweeps" / "toyvlm.yaml")
     adaptive = load_spec(ROOT / "sweeps" / "toyvlm_adaptive.yaml")
+    compressors = load_spec(ROOT / "sweeps" / "toyvlm_compressors.yaml")
     assert adaptive.evaluator.options == full.evaluator.options
+    assert compressors.evaluator.options == full.evaluator.options
     assert [e.name for e in adaptive.axes.llm] == [e.name for e in full.axes.llm]
     for axis in ("visual_tokens", "compressor", "seed"):
         assert getattr(adaptive.axes, axis) == getattr(full.axes, axis), axis
