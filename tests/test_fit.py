@@ -1,5 +1,6 @@
 """The fitter on the paper's data (golden values), its artifact, bootstrap and diagnostics."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -216,14 +217,17 @@ def test_too_few_points_for_law():
         fit_law(data, law="product")
 
 
-def _product_sse(theta, N, V, y, w):
-    """Plain numpy SSE of the product law and its gradient (independent of scaling.law)."""
-    a, alpha, beta, D = theta
-    x = N ** -alpha * V ** -beta
-    r = a * x + D - y
-    g = 2 * w * r
-    return float(np.sum(w * r * r)), np.array([np.sum(g * x), np.sum(-g * a * x * np.log(N)),
-                                               np.sum(-g * a * x * np.log(V)), np.sum(g)])
+def _bench_fit():
+    """tests/benchmarks/bench_fit.py as a module (its scipy reference is reused here)."""
+    path = Path(__file__).parent / "benchmarks" / "bench_fit.py"
+    spec = importlib.util.spec_from_file_location("bench_fit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# plain numpy SSE of the product law and its gradient (independent of scaling.law)
+_product_sse = _bench_fit().sse_and_grad
 
 
 def test_every_bootstrap_draw_reaches_its_optimum(paper):

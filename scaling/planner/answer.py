@@ -53,8 +53,22 @@ FIT_RANGES = {PAPER_LAW.label: ((0.5e9, 7e9), (1.0, 576.0))}
 MAX_DRAWS = 4096
 
 
+class Predicted:
+    """What every planner answer with a ``predicted_error`` field shares (a dataclass mixin):
+    the accuracy it implies and its fields as a dict (the ``--json`` payload)."""
+
+    @property
+    def predicted_accuracy(self) -> float:
+        return accuracy(self.predicted_error)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["predicted_accuracy"] = self.predicted_accuracy
+        return out
+
+
 @dataclass(frozen=True)
-class Choice:
+class Choice(Predicted):
     """One configuration with its prediction and cost (sizes in parameters, NaN = unknown)."""
 
     llm_params: float
@@ -74,14 +88,6 @@ class Choice:
     error_ci: tuple[float, float] | None = None
     p_optimal: float | None = None
 
-    @property
-    def predicted_accuracy(self) -> float:
-        return accuracy(self.predicted_error)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["predicted_accuracy"] = self.predicted_accuracy
-        return out
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,7 @@ from scaling.cost.flops import inference_cost, llm_params
 from scaling.cost.hardware import get_gpu
 from scaling.cost.serving import serving_cost, tensor_parallel_ok
 from scaling.errors import ScalingError
-from scaling.law import accuracy
-from scaling.planner.answer import FIT_RANGES
+from scaling.planner.answer import FIT_RANGES, Predicted
 from scaling.planner.problem import check_law
 from scaling.units import format_params
 
@@ -48,7 +47,7 @@ _CAPS = 40  # batch caps per configuration (log grid)
 
 
 @dataclass(frozen=True)
-class ServingChoice:
+class ServingChoice(Predicted):
     """One (LLM, V) with its predicted error and its cheapest serving set-up."""
 
     llm: str
@@ -67,14 +66,6 @@ class ServingChoice:
     usd_per_million: float | None = None
     capacity_rps: float | None = None  # with --throughput: replicas x throughput
 
-    @property
-    def predicted_accuracy(self) -> float:
-        return accuracy(self.predicted_error)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["predicted_accuracy"] = self.predicted_accuracy
-        return out
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,15 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.law import accuracy, interval
+from scaling.law import interval
+from scaling.planner.answer import Predicted
 
 TOKEN_RANGE = (1, 2880)
 DEFAULT_MIN_GAIN = 0.005
 
 
 @dataclass(frozen=True)
-class TokenPoint:
+class TokenPoint(Predicted):
     """One token count with its prediction and cost (NaN when unknown)."""
 
     visual_tokens: int
@@ -42,10 +43,6 @@ class TokenPoint:
     flops: float
     latency_s: float
     error_ci: tuple[float, float] | None = None
-
-    @property
-    def predicted_accuracy(self) -> float:
-        return accuracy(self.predicted_error)
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,12 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
     visual_tokens = int(config["visual_tokens"])
     compressor = str(config.get("compressor") or "avgpool")
     seed = int(config.get("seed") or 0)
-    enc = EncoderSettings(n_train=int(opts.get("n_train", 6000)),
-                          n_test=int(opts.get("n_test", 1000)),
-                          data_seed=int(opts.get("data_seed", 0)),
-                          steps=int(opts.get("encoder_steps", EncoderSettings.steps)),
-                          channels=int(opts.get("encoder_channels", 48)))
+    d = EncoderSettings()
+    enc = EncoderSettings(n_train=int(opts.get("n_train", d.n_train)),
+                          n_test=int(opts.get("n_test", d.n_test)),
+                          data_seed=int(opts.get("data_seed", d.data_seed)),
+                          steps=int(opts.get("encoder_steps", d.steps)),
+                          channels=int(opts.get("encoder_channels", d.channels)))
     cache_dir = opts.get("cache_dir")
     features, train_x, test_x, chance = _features(enc, str(Path(cache_dir).expanduser())
                                                   if cache_dir else None)
