@@ -24,7 +24,7 @@ ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 #: commands that train for minutes (covered by tests/test_toyvlm.py and the toy study itself)
 TOO_LONG = {
-    "scaling sweep run sweeps/toyvlm.yaml": "the full toy study, ~33 min on 2 cores",
+    "scaling sweep run sweeps/toyvlm.yaml": "the full toy study, ~27 min on 2 cores",
     "scaling sweep run sweeps/toyvlm_quick.yaml --executor dask --address tcp://scheduler:8786":
         "needs a Dask scheduler",
     "scaling sweep run sweeps/toyvlm_adaptive.yaml --adaptive": "trains the toy VLM, ~15 min",

@@ -228,6 +228,30 @@ def test_pooled_tokens_keep_coarse_position():
     torch.testing.assert_close(tokens[1] - tokens[0], tokens[3] - tokens[2])
 
 
+def test_pooling_once_and_last_position_only_change_nothing():
+    """Both shortcuts of a training step are exact: pooling the frozen features once
+    (``pool(f + p) = pool(f) + pool(p)``) and running the last block on the final position
+    only give the logits, and the position code's gradient, of the plain computation (every
+    block on every position of ``[question][pool(f + p)][?]``)."""
+    torch.manual_seed(0)
+    model = ToyVLM(SIZES["toy-m"], visual_tokens=4, compressor="avgpool", feat_dim=8)
+    feats = torch.randn(5, PATCHES, 8)
+    q = torch.randint(1, len(data.VOCAB), (5, data.QUESTION_LEN))
+    lm, grid_pos = model.lm, (model.row_pos + model.col_pos).flatten(0, 1)
+    visual = model.projector(model.compressor(feats + grid_pos))
+    x = torch.cat([lm.embed(q[:, :-1]), visual, lm.embed(q[:, -1:])], 1)
+    x = x + lm.pos[: x.shape[1]]
+    for block in lm.blocks:
+        x = block(x)
+    reference = lm.ln_f(x[:, -1]) @ lm.embed.weight.T
+    assert model.image_inputs(feats).shape == (5, 4, 8)
+    logits = model(feats, q)
+    torch.testing.assert_close(logits, reference)
+    grads = [torch.autograd.grad(out.square().sum(), model.row_pos)[0]
+             for out in (logits, reference)]
+    torch.testing.assert_close(*grads)
+
+
 def test_llm_params_do_not_depend_on_visual_tokens():
     counts = {count(ToyVLM(SIZES["toy-s"], visual_tokens=v, compressor="avgpool",
                            feat_dim=32).lm) for v in (1, 16, 144)}

@@ -67,6 +67,8 @@ def _check(kind: str, visual_tokens: int, grid: int) -> None:
 
 
 class AvgPool(nn.Module):
+    linear = True  # pool(a + b) = pool(a) + pool(b): ToyVLM pools the frozen features once
+
     def __init__(self, dim: int, grid: int, visual_tokens: int, vocab: int):
         super().__init__()
         self.grid, self.hw = grid, region_shape(visual_tokens)

@@ -91,12 +91,18 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
                                  nn.Linear(4 * width, width))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, last_only: bool = False) -> torch.Tensor:
+        """The block on every position, or (``last_only``) the final position's output
+        alone ``(B, 1, width)``: its query attends to every key, which is what the causal
+        mask gives the last row, so the answer's logits are unchanged and the last block
+        skips the queries, projections and MLP of the positions nobody reads."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        if last_only:
+            q, x = q[:, -1:], x[:, -1:]
         att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                             v.transpose(1, 2), is_causal=True)
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+                                             v.transpose(1, 2), is_causal=not last_only)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, x.shape[1], d))
         return x + self.mlp(self.ln2(x))
 
 
@@ -121,8 +127,9 @@ class DecoderLM(nn.Module):
         closing ``?``)."""
         x = torch.cat([self.embed(tokens[:, :-1]), visual, self.embed(tokens[:, -1:])], dim=1)
         x = x + self.pos[: x.shape[1]]
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x)
+        x = self.blocks[-1](x, last_only=True)
         return self.ln_f(x[:, -1]) @ self.embed.weight.T
 
 
@@ -143,6 +150,7 @@ class ToyVLM(nn.Module):
         self.col_pos = nn.Parameter(ramp[None, :, None] * torch.randn(1, 1, feat_dim))
         self.compressor = make_compressor(compressor, dim=feat_dim, grid=grid,
                                           visual_tokens=visual_tokens, vocab=vocab)
+        self.pool_once = getattr(self.compressor, "linear", False)  # see image_inputs
         self.size = size
         self.projector = nn.Sequential(nn.LayerNorm(feat_dim), nn.Linear(feat_dim, width),
                                        nn.GELU(), nn.Linear(width, width))
@@ -150,16 +158,32 @@ class ToyVLM(nn.Module):
                             max_len=grid * grid + question_len)
         self.visual_tokens = visual_tokens
 
-    def visual(self, features: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        """The V projected visual tokens ``(B, V, width)``."""
+    def image_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What :meth:`answer_logits` reads per image, computed once per set of images.
+
+        Average pooling is linear, so ``pool(f + p) = pool(f) + pool(p)``: for ``avgpool``
+        this is the pooled frozen features ``(n, V, D)`` (the position code is pooled in
+        :meth:`visual`, where it gets its gradient), and a training step reads V instead of
+        144 cells per image. Every other compressor reads the whole grid: ``features``.
+        """
+        return self.compressor(features) if self.pool_once else features
+
+    def visual(self, inputs: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        """The V projected visual tokens ``(B, V, width)`` of :meth:`image_inputs` rows."""
         grid_pos = (self.row_pos + self.col_pos).flatten(0, 1)  # (H*W, D), row-major
-        tokens = self.compressor(features + grid_pos, question)
+        if self.pool_once:
+            tokens = inputs + self.compressor(grid_pos[None])
+        else:
+            tokens = self.compressor(inputs + grid_pos, question)
         assert tokens.shape[1] == self.visual_tokens, tokens.shape
         return self.projector(tokens)
 
-    def forward(self, features: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        return self.lm(self.visual(features, question), question)
+    def answer_logits(self, inputs: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        """Answer logits ``(B, vocab)`` from :meth:`image_inputs` rows and the questions."""
+        return self.lm(self.visual(inputs, question), question)
 
+    def forward(self, features: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        return self.answer_logits(self.image_inputs(features), question)
 
 
 def llm_spec(size: ToySize, name: str) -> dict:

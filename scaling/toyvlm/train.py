@@ -71,13 +71,20 @@ class TrainResult:
 def predict(model: ToyVLM, feats: torch.Tensor, split: data.Split, *,
             batch: int = 1024) -> tuple[np.ndarray, float]:
     """Arg-max answers for every question of ``split`` and their mean cross-entropy."""
+    return _predict(model, model.image_inputs(feats), split, batch=batch)
+
+
+@torch.no_grad()
+def _predict(model: ToyVLM, inputs: torch.Tensor, split: data.Split, *,
+             batch: int = 1024) -> tuple[np.ndarray, float]:
+    """:func:`predict` on the model's per-image inputs (:meth:`ToyVLM.image_inputs`)."""
     model.eval()
     question = torch.from_numpy(split.question)
     answer = torch.from_numpy(split.answer)
     image = torch.from_numpy(split.image_index)
     preds, loss = [], 0.0
     for i in range(0, len(answer), batch):
-        logits = model(feats[image[i:i + batch]], question[i:i + batch])
+        logits = model.answer_logits(inputs[image[i:i + batch]], question[i:i + batch])
         loss += float(F.cross_entropy(logits, answer[i:i + batch], reduction="sum"))
         preds.append(logits.argmax(-1).numpy())
     model.train()
@@ -116,6 +123,8 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
     question = torch.from_numpy(split.question)
     answer = torch.from_numpy(split.answer)
     image = torch.from_numpy(split.image_index)
+    with torch.no_grad():
+        inputs = model.image_inputs(feats)  # the frozen features, pooled once if linear
     best, best_step, best_state = float("inf"), 0, copy.deepcopy(model.state_dict())
     lr, drops, bad, losses, curve = s.lr, 0, 0, [], []
     stopped = "max_steps"
@@ -127,7 +136,7 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, step / max(1, s.warmup))
         idx = torch.from_numpy(rng.integers(0, len(answer), s.batch))
-        loss = F.cross_entropy(model(feats[image[idx]], question[idx]), answer[idx])
+        loss = F.cross_entropy(model.answer_logits(inputs[image[idx]], question[idx]), answer[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -135,7 +144,7 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
         losses.append(loss.item())
         if step % s.eval_every and step < s.max_steps:
             continue
-        pred, val_loss = predict(model, feats, val)
+        pred, val_loss = _predict(model, inputs, val)
         curve.append(CurvePoint(step, float(np.mean(losses)), val_loss,
                                 float((pred == val.answer).mean())))
         losses = []
