@@ -377,6 +377,15 @@ def _error_label(accuracy: bool, metric: str = "error", *, what: str = "predicte
     return f"{what} error = 1 − {name}" if name else f"{what} {metric} (lower is better)"
 
 
+def _in_range(y: Any, metric: str) -> np.ndarray:
+    """A law's predicted ``y`` where it is a possible value of ``metric``, NaN elsewhere: an
+    error of ``1 - accuracy`` lies in [0, 1], and beyond it a law only extrapolates."""
+    y = np.asarray(y, float)
+    if not metric.startswith("1 - "):
+        return y
+    return np.where((y >= 0) & (y <= 1), y, np.nan)
+
+
 def _law_label(law: Any) -> str:
     return getattr(law, "label", "") or f"{getattr(law, 'law', 'law')} law"
 
@@ -812,10 +821,8 @@ def axes_fit_figure(groups: Mapping[Any, Any], *, measured: Measured, accuracy: 
                 fixed = {} if series is None else {series: np.full(grid.size, level)}
                 if split:
                     fixed[split] = np.full(grid.size, split_value)
-                pred_y = np.asarray(law.evaluate({**fixed, x_axis: grid}), float)
-                if pts.metric.startswith("1 - "):  # outside [0, 1] is no prediction at all
-                    pred_y = np.where((pred_y >= 0) & (pred_y <= 1), pred_y, np.nan)
-                y = offset + sign * pred_y
+                y = offset + sign * _in_range(law.evaluate({**fixed, x_axis: grid}),
+                                              pts.metric)
                 name = "law"
                 if series:
                     def fmt(x: float) -> str:
@@ -871,8 +878,10 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
     """Measured points and the law's prediction against ``V`` per size, residuals below.
 
     Top: ``Y(N, V)`` per measured size, with the ``band`` percentiles of the bootstrap draws'
-    predictions where the law has draws. Bottom: residual ``measured - predicted`` (in the
-    plotted quantity). Hold-out points (``measured.holdout``) are hollow.
+    predictions where the law has draws; for ``1 - accuracy`` the curves stop and the band
+    is capped where they leave [0, 1] (beyond it a law extrapolates). Bottom: residual
+    ``measured - predicted`` (in the plotted quantity). Hold-out points
+    (``measured.holdout``) are hollow.
     """
     if measured is None or len(measured) == 0:
         raise ScalingError("plot fit needs measured points: pass --data SWEEP.csv")
@@ -898,11 +907,14 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
             curves = {}
             for i, n in enumerate(sizes_):
                 color = OKABE_ITO[i % len(OKABE_ITO)]
-                y = offset + sign * np.asarray(law.predict(n / 1e9, v), float)
+                y = offset + sign * _in_range(law.predict(n / 1e9, v), points.metric)
                 label = f"{format_params(n)} (law)"
                 ax.plot(v, y, color=color, lw=1.5, label=label, gid=f"curve-{k}-{i}")
                 if has_draws:
-                    pred = offset + sign * np.asarray(law.predict_draws(n / 1e9, v), float)
+                    draws_y = law.predict_draws(n / 1e9, v)
+                    if points.metric.startswith("1 - "):  # percentiles of min(max(y, 0), 1)
+                        draws_y = np.clip(draws_y, 0.0, 1.0)
+                    pred = offset + sign * draws_y
                     low, high = np.nanpercentile(pred, band, axis=0)
                     ax.fill_between(v, low, high, color=color, alpha=0.2, lw=0,
                                     gid=f"band-{k}-{i}", label=None if i else

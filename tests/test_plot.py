@@ -238,6 +238,24 @@ def test_fit_content(figures, law, measured):
     assert f"RMSE {law.validation['rmse']:.3g}" in panel.title
 
 
+def test_fit_curves_and_band_stay_in_the_metric_range(law, measured):
+    """An error of ``1 - accuracy`` lies in [0, 1]: where a law (here the bundled one with
+    ``a`` and its draws scaled 1.8x) predicts more, the curves stop and the band is capped."""
+    from dataclasses import replace
+
+    a = law.form.params.index("a")
+    draws = np.array(law.draws, float)
+    draws[:, a] *= 1.8
+    big = replace(law, params={**law.params, "a": law.params["a"] * 1.8}, draws=draws)
+    assert big.predict(0.5, 1.0) > 1
+    top = P.fit_figure(big, measured=measured).figure.axes[0]
+    band = np.concatenate([p.vertices[:, 1] for c in gids(top, "band-0-")
+                           for p in c.get_paths()])
+    curves = np.concatenate([line.get_ydata() for line in gids(top, "curve-0-")])
+    assert band.max() == 1.0 and band.min() >= 0
+    assert np.isnan(curves).any() and np.nanmax(curves) <= 1
+
+
 def test_fit_without_draws_has_no_band(measured):
     r = P.fit_figure(PAPER_LAW, measured=measured)
     assert not gids(r.figure.axes[0], "band-")
