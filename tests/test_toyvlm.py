@@ -389,6 +389,21 @@ def test_report_tables_give_mean_and_half_range_over_seeds():
         grid_table(table.drop(columns="seed"))
 
 
+@pytest.mark.parametrize("module", ["report", "curves"])
+def test_report_and_curves_scripts_exit_2_on_a_table_that_is_not_a_toyvlm_sweep(
+        module, tmp_path, capsys):
+    import importlib
+
+    table = tmp_path / "runs.csv"
+    table.write_text("llm_params,visual_tokens,accuracy\n1e9,4,0.5\n")
+    main = importlib.import_module(f"scaling.toyvlm.{module}").main
+    with pytest.raises(SystemExit) as exit_:
+        main([str(table)] + (["-o", str(tmp_path / "c.png")] if module == "curves" else []))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "column" in err and len(err.splitlines()) == 1
+
+
 def test_quick_spec_runs_through_the_sweep_runner(cache, tmp_path):
     """sweeps/toyvlm_quick.yaml (shortened) through ``scaling sweep run``: one row per run
     and task, cost-annotated from the returned llm_spec, ready for ``scaling fit``."""

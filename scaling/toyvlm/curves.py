@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from scaling.errors import ScalingError
@@ -80,8 +81,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         print(plot_curves(pd.read_csv(args.table), args.output))
-    except ScalingError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    except ScalingError as exc:  # bad input: one line and exit code 2, as the CLI does
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

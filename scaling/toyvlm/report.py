@@ -13,12 +13,11 @@ where each run stopped, and the seed-to-seed spread. pandas is imported here onl
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from scaling.errors import ScalingError
-
-TYPES = {"reasoning": ("exist", "colour", "shape", "count", "left", "above"),
-         "text": ("read",)}
+from scaling.toyvlm import data
 
 
 def _ok(table):
@@ -50,7 +49,7 @@ def type_table(table, task: str) -> str:
     seeds and where each seed's run stopped."""
     table = _ok(table)
     g = table[table["task"] == task]
-    types = [t for t in TYPES.get(task, ()) if f"acc_{t}" in g]
+    types = [t for t in data.QUESTION_TYPES if data.FAMILY[t] == task and f"acc_{t}" in g]
     lines = ["| llm | V | " + " | ".join(types) + " | steps | stopped |",
              "|---|---:|" + "---:|" * len(types) + "---:|---|"]
     for (_, llm, v), r in g.groupby(["llm_params", "llm", "visual_tokens"], sort=True):
@@ -95,8 +94,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         print(report(pd.read_csv(args.table)))
-    except ScalingError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    except ScalingError as exc:  # bad input: one line and exit code 2, as the CLI does
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
