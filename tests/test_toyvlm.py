@@ -431,3 +431,74 @@ def test_quick_spec_runs_through_the_sweep_runner(cache, tmp_path):
                                  feat_dim=32).lm)
     png = plot_curves(table, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- probes -----------------------------------------------------------------------------
+
+def test_probe_label_readers_match_the_scenes():
+    from scaling.toyvlm.probe import characters, colour_boxes
+
+    rng = np.random.default_rng(5)
+    scenes = [data.sample_scene(rng) for _ in range(40)]
+    labels = np.stack([data.render(s, rng)[1] for s in scenes])
+    boxes, chars = colour_boxes(labels), characters(labels)
+    for scene, box, line in zip(scenes, boxes, chars, strict=True):
+        held = {list(data.COLOURS).index(c): (r, col) for c, _, r, col in scene.shapes}
+        for k in range(len(data.COLOURS)):
+            if k in held:
+                assert tuple(box[k]) == held[k]
+            else:
+                assert np.isnan(box[k]).all()
+        assert "".join(data.CHARS[i] for i in line) == scene.text
+
+
+def test_relation_answers_from_the_true_boxes_are_always_right():
+    """The probe's answer rule is the questions' rule: given each colour's true box it
+    answers every left/above question right, and given boxes mirrored left-right it gets
+    every left-of question wrong."""
+    from scaling.toyvlm.probe import colour_boxes, relation_accuracy
+
+    split = data.make_split(60, 2)
+    boxes = colour_boxes(split.labels)
+    assert relation_accuracy(boxes, split) == {"left": 1.0, "above": 1.0}
+    mirrored = boxes.copy()
+    mirrored[..., 1] = -mirrored[..., 1]
+    assert relation_accuracy(mirrored, split)["left"] == 0.0
+
+
+def test_ridge_recovers_a_linear_map_and_shrinks_with_the_penalty():
+    from scaling.toyvlm.probe import ridge
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    w = rng.normal(size=(5, 2))
+    y = x @ w + 3.0
+    fit = ridge(x, y, penalty=1e-9)
+    np.testing.assert_allclose(fit[:-1], w, atol=1e-6)
+    np.testing.assert_allclose(fit[-1], [3.0, 3.0], atol=1e-6)  # the bias is not penalised
+    assert np.abs(ridge(x, y, penalty=1e4)[:-1]).sum() < 0.2 * np.abs(w).sum()
+
+
+def test_probes_read_more_from_more_tokens(cache):
+    from scaling.toyvlm.probe import probe
+
+    features = feature_cache(TINY_ENCODER, cache)
+    one, many = probe(features, 1), probe(features, 16)
+    assert set(one) == {"left", "above", "read"}
+    assert all(0.0 <= s <= 1.0 for s in (*one.values(), *many.values()))
+    # this 16-channel test encoder: V = 1 -> 16 gives left 0.55 -> 0.75, above 0.57 -> 0.82,
+    # read 0.10 -> 0.15 (the study's encoder: results/toyvlm.md)
+    assert many["read"] > one["read"] + 0.03
+    for kind in ("left", "above"):
+        assert many[kind] > max(0.65, one[kind] + 0.1), kind  # chance is 0.5
+
+
+def test_probe_script_exits_2_on_bad_token_counts(capsys):
+    from scaling.toyvlm.probe import main
+
+    for bad in ("2", "1,x"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--tokens", bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.splitlines()) == 1
