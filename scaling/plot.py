@@ -377,13 +377,14 @@ def _error_label(accuracy: bool, metric: str = "error", *, what: str = "predicte
     return f"{what} error = 1 − {name}" if name else f"{what} {metric} (lower is better)"
 
 
-def _in_range(y: Any, metric: str) -> np.ndarray:
-    """A law's predicted ``y`` where it is a possible value of ``metric``, NaN elsewhere: an
-    error of ``1 - accuracy`` lies in [0, 1], and beyond it a law only extrapolates."""
+def _in_range(y: Any, metric: str, *, clip: bool = False) -> np.ndarray:
+    """A law's predicted ``y`` where it is a possible value of ``metric``, NaN elsewhere (or,
+    with ``clip``, capped at the range's ends): an error of ``1 - accuracy`` lies in [0, 1],
+    and beyond it a law only extrapolates."""
     y = np.asarray(y, float)
     if not metric.startswith("1 - "):
         return y
-    return np.where((y >= 0) & (y <= 1), y, np.nan)
+    return np.clip(y, 0.0, 1.0) if clip else np.where((y >= 0) & (y <= 1), y, np.nan)
 
 
 def _law_label(law: Any) -> str:
@@ -911,10 +912,8 @@ def fit_figure(laws: Any = None, *, measured: Measured | None = None, accuracy: 
                 label = f"{format_params(n)} (law)"
                 ax.plot(v, y, color=color, lw=1.5, label=label, gid=f"curve-{k}-{i}")
                 if has_draws:
-                    draws_y = law.predict_draws(n / 1e9, v)
-                    if points.metric.startswith("1 - "):  # percentiles of min(max(y, 0), 1)
-                        draws_y = np.clip(draws_y, 0.0, 1.0)
-                    pred = offset + sign * draws_y
+                    pred = offset + sign * _in_range(law.predict_draws(n / 1e9, v),
+                                                     points.metric, clip=True)
                     low, high = np.nanpercentile(pred, band, axis=0)
                     ax.fill_between(v, low, high, color=color, alpha=0.2, lw=0,
                                     gid=f"band-{k}-{i}", label=None if i else

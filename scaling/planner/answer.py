@@ -89,7 +89,6 @@ class Choice(Predicted):
     p_optimal: float | None = None
 
 
-
 @dataclass(frozen=True)
 class Plan:
     """The planner's answer; ``to_dict()`` is the ``plan --json`` payload."""

@@ -67,7 +67,6 @@ class ServingChoice(Predicted):
     capacity_rps: float | None = None  # with --throughput: replicas x throughput
 
 
-
 @dataclass(frozen=True)
 class ServingPlan:
     """The serving planner's answer; ``to_dict()`` is the ``plan --cost serving --json``."""
