@@ -28,7 +28,7 @@ from scaling.toyvlm.encoder import (
     targets,
 )
 from scaling.toyvlm.model import ToyVLM, count, llm_spec
-from scaling.toyvlm.train import TrainSettings, train
+from scaling.toyvlm.train import TrainSettings, cooldown, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 2000, "n_test": 300, "encoder_steps": 600, "encoder_channels": 16}
@@ -314,6 +314,15 @@ def test_no_plateau_is_counted_before_min_steps(cache):
     assert result.stopped == "plateau" and result.steps == 20 and result.best_step == 5
 
 
+def test_cooldown_decays_the_rate_linearly_over_the_last_share_of_the_cap():
+    """anneal = 0.2 of 100 steps: full rate through step 80, then (101 - step) / 20, down to
+    1/20 at the cap; anneal = 0 never decays."""
+    s = TrainSettings(max_steps=100, anneal=0.2)
+    assert [cooldown(k, s) for k in (1, 80, 81)] == [1.0, 1.0, 1.0]
+    assert cooldown(90, s) == pytest.approx(0.55) and cooldown(100, s) == pytest.approx(0.05)
+    assert all(cooldown(k, TrainSettings(max_steps=100)) == 1.0 for k in range(1, 101))
+
+
 def test_same_seed_same_accuracy(cache):
     config = {"llm": "toy-xs", "visual_tokens": 9, "compressor": "quecc",
               "options": _options(cache, max_steps=20, eval_every=10)}
@@ -332,6 +341,9 @@ def test_evaluate_rejects_bad_options(cache):
     with pytest.raises(ScalingError, match="visual_tokens a square"):
         evaluate({"llm": "toy-xs", "visual_tokens": 5, "compressor": "avgpool",
                   "options": _options(cache, max_steps=1)})
+    with pytest.raises(ScalingError, match=r"anneal .* in \[0, 1\), got 1.5"):
+        evaluate({"llm": "toy-xs", "visual_tokens": 4,
+                  "options": _options(cache, max_steps=1, anneal=1.5)})
     with pytest.raises(ScalingError, match="task must be one of"):
         evaluate({"llm": "toy-xs", "visual_tokens": 4, "task": "ocr",
                   "options": _options(cache, max_steps=1)})
@@ -351,7 +363,8 @@ def test_shipped_specs_validate():
     assert sorted(full.axes.visual_tokens) == [1, 4, 16]
     assert len(full.axes.seed) >= 2 and sorted(full.axes.task) == ["reasoning", "text"]
     assert set(quick.evaluator.options) <= set(TINY) | {"max_steps", "batch", "lr",
-                                                        "eval_every", "patience", "n_val"}
+                                                        "eval_every", "patience", "n_val",
+                                                        "anneal"}
 
 
 def test_adaptive_and_compressor_specs_train_as_the_study_does():

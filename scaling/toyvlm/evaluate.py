@@ -19,6 +19,8 @@ option                    default   meaning
 ``weight_decay``          0.01
 ``eval_every``            200       steps between validation evaluations
 ``patience``              3         evaluations without improvement that make a plateau
+``anneal``                0         share of ``max_steps`` at its end over which the rate
+                                    decays linearly towards 0 (0: no decay)
 ``n_train`` / ``n_test``  6000/1000 scenes in the train / held-out test split
 ``n_val``                 400       train scenes held out for early stopping
 ``data_seed``             0         scenes (the test split uses ``data_seed + 1000003``)
@@ -55,7 +57,7 @@ from scaling.toyvlm.model import ToyVLM, count, llm_spec, lm_size
 from scaling.toyvlm.train import TrainResult, TrainSettings, accuracy, train
 
 OPTIONS = ("max_steps", "min_steps", "batch", "lr", "weight_decay", "eval_every", "patience",
-           "n_train", "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels",
+           "anneal", "n_train", "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels",
            "cache_dir")
 
 
@@ -118,7 +120,11 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
         batch=int(opts.get("batch", default.batch)), lr=float(opts.get("lr", default.lr)),
         weight_decay=float(opts.get("weight_decay", default.weight_decay)),
         eval_every=int(opts.get("eval_every", default.eval_every)),
-        patience=int(opts.get("patience", default.patience)), seed=seed)
+        patience=int(opts.get("patience", default.patience)),
+        anneal=float(opts.get("anneal", default.anneal)), seed=seed)
+    if not 0.0 <= settings.anneal < 1.0:
+        raise ScalingError(f"toyvlm anneal is the share of max_steps to decay over: it must be "
+                           f"in [0, 1), got {settings.anneal}")
     n_val = int(opts.get("n_val", 400))
     if not 0 < n_val < enc.n_train:
         raise ScalingError(f"toyvlm n_val must be between 1 and n_train - 1 = "

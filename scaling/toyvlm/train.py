@@ -2,18 +2,22 @@
 
 Each step samples ``batch`` questions uniformly from the train split and minimises the
 answer token's cross-entropy with AdamW (linear warm-up over ``warmup`` steps, then a
-constant rate; gradients clipped at 1). The evaluator trains one model per question family:
-trained together, the text family's larger loss starves the reasoning family for thousands
-of steps. Every ``eval_every`` steps the model is scored on a validation split of scenes it
-never trains on. Early stopping on that split: when the validation loss has not improved by
-``min_delta`` (relative) for ``patience`` evaluations, the learning rate drops by ``decay``
-(at most ``drops`` times); after the last drop the next plateau ends training. The best
-checkpoint by validation loss is kept, so every grid point is scored at its own plateau
-whatever its sequence length, not at a fixed step count (``max_steps`` is a cap;
-:class:`TrainResult` says whether it was hit). No plateau is counted before ``min_steps``:
-small transformers sit on a long initial plateau near chance before their loss drops, and
-early stopping alone cannot tell that plateau from convergence. Scoring is exact-match
-accuracy of the arg-max answer on every held-out question.
+constant rate up to the cooldown below; gradients clipped at 1). The evaluator trains one
+model per question family: trained together, the text family's larger loss starves the
+reasoning family for thousands of steps. Every ``eval_every`` steps the model is scored on a
+validation split of scenes it never trains on. Early stopping on that split: when the
+validation loss has not improved by ``min_delta`` (relative) for ``patience`` evaluations,
+the learning rate drops by ``decay`` (at most ``drops`` times); after the last drop the next
+plateau ends training. The best checkpoint by validation loss is kept, so every grid point
+is scored at its own plateau whatever its sequence length, not at a fixed step count
+(``max_steps`` is a cap; :class:`TrainResult` says whether it was hit). A run that reaches
+the last ``anneal`` share of the cap has its rate decayed linearly towards 0
+(:func:`cooldown`), the decay phase of a warmup-stable-decay schedule (Hu et al. 2024,
+MiniCPM): a capped run is then scored cooled down, as the plateaued ones are after their
+drop, not at its peak rate. No plateau is counted before ``min_steps``: small transformers
+sit on a long initial plateau near chance before their loss drops, and early stopping alone
+cannot tell that plateau from convergence. Scoring is exact-match accuracy of the arg-max
+answer on every held-out question.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class TrainSettings:
     min_delta: float = 0.005
     decay: float = 0.2
     drops: int = 1
+    anneal: float = 0.0
     seed: int = 0
 
 
@@ -110,6 +115,14 @@ def accuracy(model: ToyVLM, feats: torch.Tensor, split: data.Split) -> dict[str,
     return accuracy_by_type(predict(model, feats, split)[0], split)
 
 
+def cooldown(step: int, s: TrainSettings) -> float:
+    """The learning-rate factor of the final ``anneal * max_steps`` steps: a linear decay
+    from 1 to ``1 / (anneal * max_steps)`` at ``max_steps`` (1 before them, or if
+    ``anneal`` is 0)."""
+    span = s.anneal * s.max_steps
+    return 1.0 if span < 1 else min(1.0, (s.max_steps - step + 1) / span)
+
+
 def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split,
           settings: TrainSettings) -> TrainResult:
     """Fit ``model`` on ``split``'s questions over the image features ``feats (n, 144, d)``
@@ -134,7 +147,7 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
     while step < s.max_steps:
         step += 1
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, step / max(1, s.warmup))
+            group["lr"] = lr * min(1.0, step / max(1, s.warmup)) * cooldown(step, s)
         idx = torch.from_numpy(rng.integers(0, len(answer), s.batch))
         loss = F.cross_entropy(model.answer_logits(inputs[image[idx]], question[idx]), answer[idx])
         opt.zero_grad(set_to_none=True)
