@@ -28,7 +28,7 @@ from scaling.toyvlm.encoder import (
     targets,
 )
 from scaling.toyvlm.model import ToyVLM, count, llm_spec
-from scaling.toyvlm.train import TrainSettings, cooldown, train
+from scaling.toyvlm.train import TrainSettings, cooldown, predict, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_train": 2000, "n_test": 300, "encoder_steps": 600, "encoder_channels": 16}
@@ -314,6 +314,34 @@ def test_no_plateau_is_counted_before_min_steps(cache):
     assert result.stopped == "plateau" and result.steps == 20 and result.best_step == 5
 
 
+def test_keep_last_scores_the_final_weights(cache):
+    """``keep="last"``: the model is left with the weights of the last step, whose
+    validation evaluation is the curve's last point; ``keep="best"`` (same seed, same
+    steps) goes back to the lowest-validation-loss checkpoint. Trained on ten scenes, the
+    validation loss is lowest at step 50 of 60."""
+    f = feature_cache(TINY_ENCODER, cache)
+    feats = torch.from_numpy(f.train.astype(np.float32))
+    fit, val = (data.questions_on(f.train_split, np.arange(50, 60), "reasoning"),
+                data.questions_on(f.train_split, np.arange(50), "reasoning"))
+    runs = {}
+    for keep in ("last", "best"):
+        torch.manual_seed(0)
+        model = ToyVLM(SIZES["toy-xs"], visual_tokens=1, compressor="avgpool",
+                       feat_dim=feats.shape[-1])
+        result = train(model, feats, fit, val, TrainSettings(
+            max_steps=60, min_steps=60, batch=8, lr=0.01, eval_every=5, keep=keep))
+        pred, val_loss = predict(model, feats, val)
+        runs[keep] = result, val_loss, float((pred == val.answer).mean())
+    last, last_loss, last_acc = runs["last"]
+    best, best_loss, _ = runs["best"]
+    assert last.steps == last.best_step == 60 and last.stopped == "max_steps"
+    assert last_loss == pytest.approx(last.curve[-1].val_loss, rel=1e-5)
+    assert last_acc == pytest.approx(last.curve[-1].val_accuracy)
+    assert [p.val_loss for p in best.curve] == [p.val_loss for p in last.curve]
+    assert best_loss == pytest.approx(min(p.val_loss for p in best.curve), rel=1e-5)
+    assert best.best_step == 50 and best_loss < last_loss
+
+
 def test_cooldown_decays_the_rate_linearly_over_the_last_share_of_the_cap():
     """anneal = 0.2 of 100 steps: full rate through step 80, then (101 - step) / 20, down to
     1/20 at the cap; anneal = 0 never decays."""
@@ -344,6 +372,9 @@ def test_evaluate_rejects_bad_options(cache):
     with pytest.raises(ScalingError, match=r"anneal .* in \[0, 1\), got 1.5"):
         evaluate({"llm": "toy-xs", "visual_tokens": 4,
                   "options": _options(cache, max_steps=1, anneal=1.5)})
+    with pytest.raises(ScalingError, match="keep must be 'best' .* got 'final'"):
+        evaluate({"llm": "toy-xs", "visual_tokens": 4,
+                  "options": _options(cache, max_steps=1, keep="final")})
     with pytest.raises(ScalingError, match="task must be one of"):
         evaluate({"llm": "toy-xs", "visual_tokens": 4, "task": "ocr",
                   "options": _options(cache, max_steps=1)})
@@ -383,6 +414,25 @@ def test_adaptive_and_compressor_specs_train_as_the_study_does():
     for axis in ("visual_tokens", "compressor", "seed"):
         assert getattr(adaptive.axes, axis) == getattr(full.axes, axis), axis
     assert adaptive.axes.task == ["reasoning"] and adaptive.text_tokens == full.text_tokens
+
+
+def test_low_rate_spec_changes_only_rate_steps_and_checkpoint():
+    """sweeps/toyvlm_lowlr.yaml is the study's reasoning grid at a third of its rate
+    (results/toyvlm.md compares the two): every other option and every axis as the study's."""
+    from scaling.sweep.spec import load_spec
+
+    full = load_spec(ROOT / "sweeps" / "toyvlm.yaml")
+    low = load_spec(ROOT / "sweeps" / "toyvlm_lowlr.yaml")
+    changed = {"lr", "max_steps", "min_steps", "eval_every", "keep"}
+    same = {k: v for k, v in full.evaluator.options.items() if k not in changed}
+    assert {k: v for k, v in low.evaluator.options.items() if k not in changed} == same
+    assert low.evaluator.options["lr"] == pytest.approx(full.evaluator.options["lr"] / 3)
+    assert low.evaluator.options["keep"] == "last"
+    assert low.evaluator.options["min_steps"] == low.evaluator.options["max_steps"]
+    assert [e.name for e in low.axes.llm] == [e.name for e in full.axes.llm]
+    for axis in ("visual_tokens", "compressor", "seed"):
+        assert getattr(low.axes, axis) == getattr(full.axes, axis), axis
+    assert low.axes.task == ["reasoning"]
 
 
 def test_report_tables_give_mean_and_half_range_over_seeds():

@@ -21,6 +21,8 @@ option                    default   meaning
 ``patience``              3         evaluations without improvement that make a plateau
 ``anneal``                0         share of ``max_steps`` at its end over which the rate
                                     decays linearly towards 0 (0: no decay)
+``keep``                  best      ``best``: the lowest-validation-loss checkpoint;
+                                    ``last``: the final weights
 ``n_train`` / ``n_test``  6000/1000 scenes in the train / held-out test split
 ``n_val``                 400       train scenes held out for early stopping
 ``data_seed``             0         scenes (the test split uses ``data_seed + 1000003``)
@@ -57,8 +59,8 @@ from scaling.toyvlm.model import ToyVLM, count, llm_spec, lm_size
 from scaling.toyvlm.train import TrainResult, TrainSettings, accuracy, train
 
 OPTIONS = ("max_steps", "min_steps", "batch", "lr", "weight_decay", "eval_every", "patience",
-           "anneal", "n_train", "n_val", "n_test", "data_seed", "encoder_steps", "encoder_channels",
-           "cache_dir")
+           "anneal", "keep", "n_train", "n_val", "n_test", "data_seed", "encoder_steps",
+           "encoder_channels", "cache_dir")
 
 
 @functools.lru_cache(maxsize=2)
@@ -121,10 +123,14 @@ def evaluate(config: dict[str, Any]) -> list[dict[str, Any]]:
         weight_decay=float(opts.get("weight_decay", default.weight_decay)),
         eval_every=int(opts.get("eval_every", default.eval_every)),
         patience=int(opts.get("patience", default.patience)),
-        anneal=float(opts.get("anneal", default.anneal)), seed=seed)
+        anneal=float(opts.get("anneal", default.anneal)),
+        keep=str(opts.get("keep", default.keep)), seed=seed)
     if not 0.0 <= settings.anneal < 1.0:
         raise ScalingError(f"toyvlm anneal is the share of max_steps to decay over: it must be "
                            f"in [0, 1), got {settings.anneal}")
+    if settings.keep not in ("best", "last"):
+        raise ScalingError(f"toyvlm keep must be 'best' (lowest validation loss) or 'last' "
+                           f"(final weights), got {settings.keep!r}")
     n_val = int(opts.get("n_val", 400))
     if not 0 < n_val < enc.n_train:
         raise ScalingError(f"toyvlm n_val must be between 1 and n_train - 1 = "

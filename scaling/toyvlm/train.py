@@ -8,10 +8,13 @@ reasoning family for thousands of steps. Every ``eval_every`` steps the model is
 validation split of scenes it never trains on. Early stopping on that split: when the
 validation loss has not improved by ``min_delta`` (relative) for ``patience`` evaluations,
 the learning rate drops by ``decay`` (at most ``drops`` times); after the last drop the next
-plateau ends training. The best checkpoint by validation loss is kept, so every grid point
-is scored at its own plateau whatever its sequence length, not at a fixed step count
-(``max_steps`` is a cap; :class:`TrainResult` says whether it was hit). A run that reaches
-the last ``anneal`` share of the cap has its rate decayed linearly towards 0
+plateau ends training. The best checkpoint by validation loss is kept (``keep = "best"``),
+so every grid point is scored at its own plateau whatever its sequence length, not at a
+fixed step count (``max_steps`` is a cap; :class:`TrainResult` says whether it was hit);
+``keep = "last"`` keeps the final weights instead, for a fixed budget that ends in the
+cooldown below, scored where its schedule ends (validation loss can rise while accuracy
+still does, as a model grows overconfident on questions it already answers). A run that
+reaches the last ``anneal`` share of the cap has its rate decayed linearly towards 0
 (:func:`cooldown`), the decay phase of a warmup-stable-decay schedule (Hu et al. 2024,
 MiniCPM): a capped run is then scored cooled down, as the plateaued ones are after their
 drop, not at its peak rate. No plateau is counted before ``min_steps``: small transformers
@@ -48,6 +51,7 @@ class TrainSettings:
     decay: float = 0.2
     drops: int = 1
     anneal: float = 0.0
+    keep: str = "best"  # or "last"
     seed: int = 0
 
 
@@ -65,7 +69,7 @@ class CurvePoint:
 @dataclass(frozen=True)
 class TrainResult:
     train_time_s: float
-    best_step: int  # the checkpoint kept (lowest validation loss)
+    best_step: int  # the checkpoint kept (lowest validation loss, or the last with keep="last")
     steps: int  # steps taken
     stopped: str  # "plateau" or "max_steps"
     best_val_loss: float
@@ -176,6 +180,9 @@ def train(model: ToyVLM, feats: torch.Tensor, split: data.Split, val: data.Split
                 stopped = "plateau"
                 break
             lr, drops, bad = lr * s.decay, drops + 1, 0
-    model.load_state_dict(best_state)
+    if s.keep == "last":
+        best_step, best = step, curve[-1].val_loss
+    else:
+        model.load_state_dict(best_state)
     return TrainResult(time.perf_counter() - t0, best_step, step, stopped, best,
                        tuple(curve))
