@@ -65,17 +65,23 @@ class PowerRow:
     miss: float           # P(true ratio outside the CI)
 
 
+def configurations(data: SweepData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's configuration (0 .. C-1), and each configuration's ``N`` and ``V``."""
+    _, first, inverse = np.unique(data.cluster, return_index=True, return_inverse=True)
+    return inverse, data.axes["N"][first], data.axes["V"][first]
+
+
 def noise(data: SweepData, params: dict[str, float]) -> Noise:
     """The seed and configuration standard deviations of ``data`` about the law ``params``."""
-    _, inverse, counts = np.unique(data.cluster, return_inverse=True, return_counts=True)
+    inverse, n, v = configurations(data)
+    counts = np.bincount(inverse)
     means = np.bincount(inverse, weights=data.y) / counts
     dof = int(np.sum(counts - 1))
     if dof == 0:
         raise ScalingError("every configuration has one run: the seed noise cannot be "
                            "estimated; add a second seed to the sweep's seed axis")
     var_seed = float(np.sum((data.y - means[inverse]) ** 2)) / dof
-    first = np.unique(inverse, return_index=True)[1]
-    law = PRODUCT(data.axes["N"][first], data.axes["V"][first], **params)
+    law = PRODUCT(n, v, **params)
     free = means.size - len(params)
     if free < 1:
         raise ScalingError(f"{means.size} configurations cannot estimate the law's "
@@ -184,8 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.grid:
             n, v = grid(data, *args.grid)
         else:
-            first = np.unique(data.cluster, return_index=True)[1]
-            n, v = data.axes["N"][first], data.axes["V"][first]
+            _, n, v = configurations(data)
         seeds = args.seeds or max(1, round(scale.seeds))
         rows = power(params, n, v, scale, ratios=tuple(sorted({*args.ratios, observed})),
                      seeds=seeds, studies=args.studies, bootstrap=args.bootstrap,
